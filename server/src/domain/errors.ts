@@ -1,0 +1,104 @@
+/**
+ * Domain errors: typed, each with a stable `reason` that reaches clients as
+ * google.rpc.ErrorInfo.reason. The gRPC layer maps them to status codes in
+ * exactly one place (server/src/grpc/status-mapping.ts).
+ */
+
+export abstract class DomainError extends Error {
+  abstract readonly reason: string;
+  /** Extra facts for ErrorInfo.metadata (string values only). */
+  readonly metadata: Record<string, string>;
+  constructor(message: string, metadata: Record<string, string> = {}) {
+    super(message);
+    this.metadata = metadata;
+  }
+}
+
+/** Malformed input: the request could never succeed as sent. */
+export class ValidationError extends DomainError {
+  override readonly name = "ValidationError";
+  constructor(
+    readonly reason:
+      | "INVALID_ACCOUNT_ID"
+      | "INVALID_AMOUNT"
+      | "INVALID_CURRENCY"
+      | "INVALID_OWNER"
+      | "INVALID_COMMAND_ID"
+      | "INVALID_REVISION"
+      | "INVALID_ARGUMENT",
+    readonly field: string,
+    message: string,
+  ) {
+    super(message, { field });
+  }
+}
+
+export class AccountNotFoundError extends DomainError {
+  override readonly name = "AccountNotFoundError";
+  readonly reason = "ACCOUNT_NOT_FOUND";
+  constructor(readonly accountId: string) {
+    super(`account ${accountId} does not exist`, { account_id: accountId });
+  }
+}
+
+export class AccountAlreadyExistsError extends DomainError {
+  override readonly name = "AccountAlreadyExistsError";
+  readonly reason = "ACCOUNT_ALREADY_EXISTS";
+  constructor(readonly accountId: string) {
+    super(`account ${accountId} already exists`, { account_id: accountId });
+  }
+}
+
+export class AccountClosedError extends DomainError {
+  override readonly name = "AccountClosedError";
+  readonly reason = "ACCOUNT_CLOSED";
+  constructor(readonly accountId: string) {
+    super(`account ${accountId} is closed`, { account_id: accountId });
+  }
+}
+
+export class InsufficientFundsError extends DomainError {
+  override readonly name = "InsufficientFundsError";
+  readonly reason = "INSUFFICIENT_FUNDS";
+  constructor(
+    readonly accountId: string,
+    readonly balance: bigint,
+    readonly amount: bigint,
+  ) {
+    super(`account ${accountId} has ${balance}, cannot withdraw ${amount}`, {
+      account_id: accountId,
+      balance: String(balance),
+      amount: String(amount),
+    });
+  }
+}
+
+export class BalanceLimitExceededError extends DomainError {
+  override readonly name = "BalanceLimitExceededError";
+  readonly reason = "BALANCE_LIMIT_EXCEEDED";
+  constructor(
+    readonly accountId: string,
+    readonly balance: bigint,
+    readonly amount: bigint,
+  ) {
+    super(`a deposit of ${amount} would take account ${accountId} past the balance limit`, {
+      account_id: accountId,
+      balance: String(balance),
+      amount: String(amount),
+    });
+  }
+}
+
+export class BalanceNotZeroError extends DomainError {
+  override readonly name = "BalanceNotZeroError";
+  readonly reason = "BALANCE_NOT_ZERO";
+  constructor(
+    readonly accountId: string,
+    readonly balance: bigint,
+  ) {
+    super(`account ${accountId} still holds ${balance}; only a zero balance can be closed`, {
+      account_id: accountId,
+      balance: String(balance),
+    });
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The EventStore port: what command handling and the gRPC layer need from an
+ * event store. Adapters (sqlite, esdb) implement exactly these semantics, and
+ * test/contract/ checks every adapter with one suite.
+ */
+
+/** `any` skips the check; a bigint is the exact revision of the stream's last event. */
+export type ExpectedRevision = "any" | "no_stream" | "stream_exists" | bigint;
+
+/** JSON metadata stored with every event. */
+export interface EventMetadata {
+  commandId: string;
+  correlationId: string;
+  causationId: string;
+  /** Who issued the command, when authentication is on. */
+  principal?: string;
+}
+
+export interface NewEvent {
+  /** UUID; derived from the command id so a retried append does not duplicate. */
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata: EventMetadata;
+}
+
+export interface RecordedEvent {
+  stream: string;
+  /** 0-based index within the stream. */
+  revision: bigint;
+  /** Opaque global position: pass it back to `subscribeToAll` to resume after this event. */
+  position: string;
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata: Partial<EventMetadata> & Record<string, unknown>;
+  created: Date;
+}
+
+export interface AppendResult {
+  /** Revision of the last event now in the stream. */
+  nextExpectedRevision: bigint;
+  /** Global position of the last appended event. */
+  position: string;
+}
+
+export type ReadDirection = "forwards" | "backwards";
+
+export interface ReadStreamOptions {
+  direction?: ReadDirection;
+  /** Inclusive start; default: "start" forwards, "end" backwards. */
+  fromRevision?: bigint | "start" | "end";
+  /** Default: the whole rest of the stream. Callers page through long streams. */
+  maxCount?: number;
+}
+
+/** A missing stream is a normal outcome, not an exception. */
+export type ReadStreamResult =
+  | { status: "ok"; events: RecordedEvent[] }
+  | { status: "no_stream" };
+
+export type SubscriptionMessage =
+  | { type: "event"; event: RecordedEvent }
+  /** Sent once, after the history and before the first live event. */
+  | { type: "caught_up" };
+
+/**
+ * A catch-up subscription, pulled by its consumer: an adapter reads ahead at
+ * most a bounded page, so a slow reader costs bounded memory. Iteration throws
+ * StoreUnavailableError when the store is lost for good. `close()` (or
+ * leaving a for-await loop) releases everything it holds.
+ */
+export interface Subscription extends AsyncIterable<SubscriptionMessage> {
+  close(): Promise<void>;
+}
+
+export interface SubscribeToStreamOptions {
+  /** Exclusive: delivery starts after this revision. Absent: from revision 0. */
+  afterRevision?: bigint;
+}
+
+export interface SubscribeToAllOptions {
+  /** Exclusive: delivery starts after this position. Absent: from the first event. */
+  afterPosition?: string;
+  /** Only streams whose name starts with this prefix (e.g. "account-"). */
+  streamPrefix?: string;
+}
+
+export interface EventStore {
+  /**
+   * Atomic: all events are written or none. Throws WrongExpectedRevisionError
+   * on a mismatch. Appending events whose ids are already the stream's (a
+   * retried append) succeeds without writing them again. `events` must not be empty.
+   */
+  append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
+  readStream(stream: string, options?: ReadStreamOptions): Promise<ReadStreamResult>;
+  subscribeToStream(stream: string, options?: SubscribeToStreamOptions): Subscription;
+  subscribeToAll(options?: SubscribeToAllOptions): Subscription;
+  close(): Promise<void>;
+}
+
+export class WrongExpectedRevisionError extends Error {
+  override readonly name = "WrongExpectedRevisionError";
+  constructor(
+    readonly stream: string,
+    readonly expected: ExpectedRevision,
+    /** Revision of the stream's last event, or "no_stream". */
+    readonly actual: bigint | "no_stream",
+  ) {
+    super(`stream ${stream}: expected revision ${String(expected)}, actual ${String(actual)}`);
+  }
+}
+
+/** The store cannot be reached (or went away); callers may retry later. */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A position string that this store did not issue. */
+export class InvalidPositionError extends Error {
+  override readonly name = "InvalidPositionError";
+  constructor(readonly position: string) {
+    super(`invalid position: ${JSON.stringify(position)}`);
+  }
+}
+
+/** The stream of one account; ids are validated before they get here. */
+export const accountStream = (accountId: string): string => `account-${accountId}`;
+export const ACCOUNT_STREAM_PREFIX = "account-";

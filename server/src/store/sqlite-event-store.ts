@@ -1,0 +1,311 @@
+/**
+ * The embedded EventStore: one SQLite file through better-sqlite3.
+ *
+ * - WAL with synchronous=FULL: an acknowledged append is on disk.
+ * - One table; `position` is an AUTOINCREMENT key. SQLite runs one write
+ *   transaction at a time, so positions are handed out in commit order and a
+ *   reader that has seen position p will never later see a new event below p:
+ *   "events after p" is a gap-free way to resume, across processes too.
+ * - Subscriptions are pulled: each step reads at most one page past the last
+ *   delivered event, so a slow consumer holds one page, never a backlog. When
+ *   caught up they wait for an append from this process or, for appends by
+ *   other processes sharing the file, poll.
+ */
+import Database from "better-sqlite3";
+import { EventEmitter } from "node:events";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  InvalidPositionError,
+  StoreUnavailableError,
+  WrongExpectedRevisionError,
+  type AppendResult,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  type ReadStreamOptions,
+  type ReadStreamResult,
+  type RecordedEvent,
+  type SubscribeToAllOptions,
+  type SubscribeToStreamOptions,
+  type Subscription,
+  type SubscriptionMessage,
+} from "./event-store.js";
+
+export interface SqliteEventStoreOptions {
+  /** How often a caught-up subscription looks for appends by other processes. */
+  pollIntervalMs?: number;
+  /** Rows a subscription reads per step. */
+  pageSize?: number;
+}
+
+interface EventRow {
+  position: bigint;
+  stream: string;
+  revision: bigint;
+  event_id: string;
+  type: string;
+  data: string;
+  metadata: string;
+  created_at: bigint;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  position   INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream     TEXT    NOT NULL,
+  revision   INTEGER NOT NULL,
+  event_id   TEXT    NOT NULL UNIQUE,
+  type       TEXT    NOT NULL,
+  data       TEXT    NOT NULL,
+  metadata   TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (stream, revision)
+);
+`;
+
+export class SqliteEventStore implements EventStore {
+  private readonly db: Database.Database;
+  private readonly appended = new EventEmitter();
+  private readonly subscriptions = new Set<PolledSubscription>();
+  private readonly pollIntervalMs: number;
+  private readonly pageSize: number;
+  private closed = false;
+
+  private readonly statements: {
+    lastRevision: Database.Statement<[string], { revision: bigint | null }>;
+    byEventId: Database.Statement<[string], { stream: string; revision: bigint; position: bigint }>;
+    insert: Database.Statement<[string, bigint, string, string, string, string, number]>;
+    forwards: Database.Statement<[string, bigint, number], EventRow>;
+    backwards: Database.Statement<[string, bigint, number], EventRow>;
+    streamAfter: Database.Statement<[string, bigint, number], EventRow>;
+    allAfter: Database.Statement<[bigint, number], EventRow>;
+    allAfterWithPrefix: Database.Statement<[bigint, string, string, number], EventRow>;
+  };
+
+  constructor(path: string, options: SqliteEventStoreOptions = {}) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 100;
+    this.pageSize = options.pageSize ?? 256;
+    this.appended.setMaxListeners(0);
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path, { timeout: 5_000 });
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = FULL");
+      this.db.defaultSafeIntegers(true);
+      this.db.exec(SCHEMA);
+    } catch (error) {
+      throw new StoreUnavailableError(`cannot open SQLite store at ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    const db = this.db;
+    this.statements = {
+      lastRevision: db.prepare("SELECT MAX(revision) AS revision FROM events WHERE stream = ?"),
+      byEventId: db.prepare("SELECT stream, revision, position FROM events WHERE event_id = ?"),
+      insert: db.prepare(
+        "INSERT INTO events (stream, revision, event_id, type, data, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      forwards: db.prepare(
+        "SELECT * FROM events WHERE stream = ? AND revision >= ? ORDER BY revision ASC LIMIT ?",
+      ),
+      backwards: db.prepare(
+        "SELECT * FROM events WHERE stream = ? AND revision <= ? ORDER BY revision DESC LIMIT ?",
+      ),
+      streamAfter: db.prepare(
+        "SELECT * FROM events WHERE stream = ? AND revision > ? ORDER BY revision ASC LIMIT ?",
+      ),
+      allAfter: db.prepare("SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?"),
+      allAfterWithPrefix: db.prepare(
+        "SELECT * FROM events WHERE position > ? AND substr(stream, 1, length(?)) = ? ORDER BY position ASC LIMIT ?",
+      ),
+    };
+  }
+
+  async append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    this.assertOpen();
+    if (events.length === 0) throw new RangeError("append needs at least one event");
+    const result = this.db.transaction(() => this.appendInTransaction(stream, events, expected)).immediate();
+    this.appended.emit("append");
+    return result;
+  }
+
+  private appendInTransaction(stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
+    const repeated = this.findRepeatedAppend(stream, events);
+    if (repeated) return repeated;
+
+    const last = this.statements.lastRevision.get(stream)?.revision ?? null;
+    const actual = last === null ? "no_stream" : last;
+    const matches =
+      expected === "any" ||
+      (expected === "no_stream" && last === null) ||
+      (expected === "stream_exists" && last !== null) ||
+      (typeof expected === "bigint" && last === expected);
+    if (!matches) throw new WrongExpectedRevisionError(stream, expected, actual);
+
+    const now = Date.now();
+    let revision = last ?? -1n;
+    let position = 0n;
+    for (const event of events) {
+      revision += 1n;
+      const info = this.statements.insert.run(
+        stream,
+        revision,
+        event.id,
+        event.type,
+        JSON.stringify(event.data),
+        JSON.stringify(event.metadata),
+        now,
+      );
+      position = BigInt(info.lastInsertRowid);
+    }
+    return { nextExpectedRevision: revision, position: String(position) };
+  }
+
+  /**
+   * A retried append (same event ids, already in this stream in this order)
+   * succeeds again without writing, like EventStoreDB's idempotent appends.
+   */
+  private findRepeatedAppend(stream: string, events: NewEvent[]): AppendResult | undefined {
+    const first = this.statements.byEventId.get(events[0]!.id);
+    if (!first) return undefined;
+    let last = first;
+    for (const [index, event] of events.entries()) {
+      const row = index === 0 ? first : this.statements.byEventId.get(event.id);
+      if (!row || row.stream !== stream || row.revision !== first.revision + BigInt(index)) {
+        throw new Error(`event id ${event.id} was already written elsewhere; event ids must be unique`);
+      }
+      last = row;
+    }
+    return { nextExpectedRevision: last.revision, position: String(last.position) };
+  }
+
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
+    this.assertOpen();
+    const direction = options.direction ?? "forwards";
+    const maxCount = options.maxCount ?? Number.MAX_SAFE_INTEGER;
+    const from = options.fromRevision ?? (direction === "forwards" ? "start" : "end");
+    const fromRevision = from === "start" ? 0n : from === "end" ? BigInt(Number.MAX_SAFE_INTEGER) * 2n : from;
+    const statement = direction === "forwards" ? this.statements.forwards : this.statements.backwards;
+    const rows = maxCount <= 0 ? [] : statement.all(stream, fromRevision, maxCount);
+    if (rows.length === 0 && (this.statements.lastRevision.get(stream)?.revision ?? null) === null) {
+      return { status: "no_stream" };
+    }
+    return { status: "ok", events: rows.map(toRecordedEvent) };
+  }
+
+  subscribeToStream(stream: string, options: SubscribeToStreamOptions = {}): Subscription {
+    this.assertOpen();
+    let after = options.afterRevision ?? -1n;
+    return this.track((limit) => {
+      const rows = this.statements.streamAfter.all(stream, after, limit);
+      if (rows.length > 0) after = rows[rows.length - 1]!.revision;
+      return rows;
+    });
+  }
+
+  subscribeToAll(options: SubscribeToAllOptions = {}): Subscription {
+    this.assertOpen();
+    let after = options.afterPosition === undefined ? 0n : parsePosition(options.afterPosition);
+    const prefix = options.streamPrefix;
+    return this.track((limit) => {
+      const rows =
+        prefix === undefined
+          ? this.statements.allAfter.all(after, limit)
+          : this.statements.allAfterWithPrefix.all(after, prefix, prefix, limit);
+      if (rows.length > 0) after = rows[rows.length - 1]!.position;
+      return rows;
+    });
+  }
+
+  private track(readPage: (limit: number) => EventRow[]): Subscription {
+    const subscription = new PolledSubscription(readPage, this.pageSize, this.pollIntervalMs, this.appended, () =>
+      this.subscriptions.delete(subscription),
+    );
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
+    this.db.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError("the SQLite store is closed");
+  }
+}
+
+class PolledSubscription implements Subscription {
+  private closed = false;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly readPage: (limit: number) => EventRow[],
+    private readonly pageSize: number,
+    private readonly pollIntervalMs: number,
+    private readonly appended: EventEmitter,
+    private readonly onClose: () => void,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<SubscriptionMessage> {
+    let caughtUp = false;
+    try {
+      while (!this.closed) {
+        const rows = this.readPage(this.pageSize);
+        for (const row of rows) {
+          yield { type: "event", event: toRecordedEvent(row) };
+          if (this.closed) return;
+        }
+        if (rows.length < this.pageSize) {
+          if (!caughtUp) {
+            caughtUp = true;
+            yield { type: "caught_up" };
+          }
+          await this.waitForAppend();
+        }
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  private waitForAppend(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.appended.off("append", done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, this.pollIntervalMs);
+      this.appended.on("append", done);
+      this.wake = done;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake?.();
+    this.onClose();
+  }
+}
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    stream: row.stream,
+    revision: row.revision,
+    position: String(row.position),
+    id: row.event_id,
+    type: row.type,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    metadata: JSON.parse(row.metadata) as RecordedEvent["metadata"],
+    created: new Date(Number(row.created_at)),
+  };
+}
+
+function parsePosition(position: string): bigint {
+  if (!/^(0|[1-9][0-9]{0,18})$/.test(position)) throw new InvalidPositionError(position);
+  return BigInt(position);
+}
