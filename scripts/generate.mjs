@@ -11,9 +11,10 @@ const buf = (args, opts = {}) => execFileSync("npx", ["--no-install", "buf", ...
 rmSync("client/src/gen", { recursive: true, force: true });
 buf(["generate"]);
 
-// Reflection needs our files and google.rpc (so grpcurl can decode ErrorInfo
-// details). Two builds with their imports; a FileDescriptorSet is a repeated
-// field, so the concatenated bytes are one valid set. The inputs share no file.
+// Reflection serves our files, google.rpc (so grpcurl can decode ErrorInfo
+// details) and grpc.health.v1. One build each, with imports; a
+// FileDescriptorSet is a repeated field, so the concatenated bytes are one
+// valid set. The inputs share no file.
 const dir = join(tmpdir(), `eventbank-gen-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 buf(["build", "proto", "-o", join(dir, "bank.binpb")]);
@@ -23,9 +24,14 @@ buf([
   "--path", "node_modules/google-proto-files/google/rpc/status.proto",
   "-o", join(dir, "rpc.binpb"),
 ]);
+buf([
+  "build", "node_modules/grpc-health-check/proto",
+  "--path", "node_modules/grpc-health-check/proto/health/v1/health.proto",
+  "-o", join(dir, "health.binpb"),
+]);
 mkdirSync("server/gen", { recursive: true });
 writeFileSync(
   "server/gen/descriptor-set.binpb",
-  Buffer.concat([readFileSync(join(dir, "bank.binpb")), readFileSync(join(dir, "rpc.binpb"))]),
+  Buffer.concat(["bank", "rpc", "health"].map((name) => readFileSync(join(dir, `${name}.binpb`)))),
 );
 rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,65 @@
+/** The composition root: config -> store -> application -> gRPC server. */
+import type { Logger } from "pino";
+import { AccountCommandHandler } from "./app/account-command-handler.js";
+import { AccountQueries } from "./app/account-queries.js";
+import type { Config } from "./config.js";
+import { startGrpcServer, type RunningServer } from "./grpc/grpc-server.js";
+import { SubscriptionLimit } from "./grpc/subscription-limit.js";
+import type { EventStore } from "./store/event-store.js";
+import { SqliteEventStore } from "./store/sqlite-event-store.js";
+
+export interface Eventbank {
+  server: RunningServer;
+  store: EventStore;
+  /** Graceful: stop the server (finishing in-flight calls), then close the store. */
+  stop(): Promise<void>;
+}
+
+export async function createStore(config: Config): Promise<EventStore> {
+  switch (config.store) {
+    case "sqlite":
+      return new SqliteEventStore(config.sqlitePath);
+    case "esdb": {
+      const { createEsdbEventStore } = await import("./store/esdb-event-store.js");
+      return createEsdbEventStore(config.eventStoreConnectionString!);
+    }
+  }
+}
+
+export async function startEventbank(config: Config, logger: Logger, store?: EventStore): Promise<Eventbank> {
+  const eventStore = store ?? (await createStore(config));
+  const commands = new AccountCommandHandler(eventStore, {
+    cacheSize: config.cacheSize,
+    idempotencyWindow: config.idempotencyWindow,
+    maxAttempts: config.maxAttempts,
+  });
+  const subscriptions = new SubscriptionLimit(config.maxSubscriptions);
+  let server: RunningServer;
+  try {
+    server = await startGrpcServer({
+      host: config.host,
+      port: config.port,
+      logger,
+      maxRequestBytes: config.maxRequestBytes,
+      reflection: config.reflection,
+      commands,
+      queries: new AccountQueries(eventStore),
+      admitSubscription: () => subscriptions.admit(),
+    });
+  } catch (error) {
+    await eventStore.close();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    store: eventStore,
+    stop: () => {
+      stopping ??= (async () => {
+        await server.shutdown(config.shutdownGraceMs);
+        await eventStore.close();
+      })();
+      return stopping;
+    },
+  };
+}

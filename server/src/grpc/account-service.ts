@@ -1,0 +1,118 @@
+/** bank.v1.AccountService: decodes requests into commands and queries, encodes results. */
+import {
+  ReadDirection,
+  type AccountServiceServer,
+  type CloseAccountRequest,
+  type DepositRequest,
+  type OpenAccountRequest,
+  type SubscribeAccountResponse,
+  type SubscribeAllResponse,
+  type WithdrawRequest,
+} from "../../../client/src/gen/bank/v1/account_service.js";
+import type { AccountCommandHandler, CommandContext } from "../app/account-command-handler.js";
+import type { AccountQueries } from "../app/account-queries.js";
+import type { AccountCommand } from "../domain/account.js";
+import type { Subscription, SubscriptionMessage } from "../store/event-store.js";
+import { toAccountEventMessage, toAccountMessage } from "./proto-mapping.js";
+import { serverStream, unary, type CallContext, type MessageSource, type RpcRuntime } from "./rpc-handlers.js";
+
+export interface AccountServiceDependencies {
+  commands: AccountCommandHandler;
+  queries: AccountQueries;
+  /** Opens a subscription, or throws when a limit says no. */
+  admitSubscription?: () => () => void;
+}
+
+export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDependencies): AccountServiceServer {
+  const { commands, queries } = deps;
+
+  const execute = async (command: AccountCommand, request: { commandId: string; expectedRevision?: bigint | undefined }, context: CallContext) => {
+    const snapshot = await commands.execute(command, commandContext(request, context));
+    return { account: toAccountMessage(snapshot), revision: snapshot.revision };
+  };
+
+  const subscription = <R>(open: () => Subscription, wrap: (message: SubscriptionMessage) => R): MessageSource<R> => {
+    const release = deps.admitSubscription?.() ?? (() => {});
+    let source: Subscription;
+    try {
+      source = open();
+    } catch (error) {
+      release();
+      throw error;
+    }
+    let released = false;
+    const close = async () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+      await source.close();
+    };
+    return {
+      close,
+      async *[Symbol.asyncIterator]() {
+        try {
+          for await (const message of source) yield wrap(message);
+        } finally {
+          await close();
+        }
+      },
+    };
+  };
+
+  return {
+    openAccount: unary(runtime, "OpenAccount", (request: OpenAccountRequest, context) =>
+      execute({ type: "OpenAccount", accountId: request.accountId, owner: request.owner, currency: request.currency }, request, context),
+    ),
+    deposit: unary(runtime, "Deposit", (request: DepositRequest, context) =>
+      execute({ type: "Deposit", accountId: request.accountId, amount: request.amount }, request, context),
+    ),
+    withdraw: unary(runtime, "Withdraw", (request: WithdrawRequest, context) =>
+      execute({ type: "Withdraw", accountId: request.accountId, amount: request.amount }, request, context),
+    ),
+    closeAccount: unary(runtime, "CloseAccount", (request: CloseAccountRequest, context) =>
+      execute({ type: "CloseAccount", accountId: request.accountId }, request, context),
+    ),
+    getAccount: unary(runtime, "GetAccount", async (request) => ({
+      account: toAccountMessage(await commands.getAccount(request.accountId)),
+    })),
+    readAccountEvents: unary(runtime, "ReadAccountEvents", async (request) => {
+      const events = await queries.readEvents({
+        accountId: request.accountId,
+        ...(request.fromRevision === undefined ? {} : { fromRevision: request.fromRevision }),
+        maxCount: request.maxCount,
+        direction: request.direction === ReadDirection.READ_DIRECTION_BACKWARDS ? "backwards" : "forwards",
+      });
+      return { events: events.map(toAccountEventMessage) };
+    }),
+    subscribeAccount: serverStream(runtime, "SubscribeAccount", (request) =>
+      subscription(
+        () => queries.subscribeToAccount(request.accountId, request.fromRevision),
+        (message): SubscribeAccountResponse => ({ message: toStreamMessage(message) }),
+      ),
+    ),
+    subscribeAll: serverStream(runtime, "SubscribeAll", (request) =>
+      subscription(
+        () => queries.subscribeToAll(request.fromPosition),
+        (message): SubscribeAllResponse => ({ message: toStreamMessage(message) }),
+      ),
+    ),
+  };
+}
+
+function toStreamMessage(message: SubscriptionMessage): SubscribeAccountResponse["message"] {
+  return message.type === "event"
+    ? { $case: "event", value: toAccountEventMessage(message.event) }
+    : { $case: "caughtUp", value: {} };
+}
+
+function commandContext(request: { commandId: string; expectedRevision?: bigint | undefined }, context: CallContext): CommandContext {
+  return {
+    commandId: request.commandId,
+    correlationId: context.correlationId ?? request.commandId,
+    causationId: request.commandId,
+    signal: context.signal,
+    ...(context.principal === undefined ? {} : { principal: context.principal }),
+    ...(request.expectedRevision === undefined ? {} : { expectedRevision: request.expectedRevision }),
+  };
+}

@@ -1,0 +1,45 @@
+/** Domain and store values <-> generated bank.v1 messages. */
+import { Account, AccountStatus, type AccountEvent as AccountEventMessage } from "../../../client/src/gen/bank/v1/account.js";
+import type { AccountSnapshot } from "../app/account-command-handler.js";
+import { decodeEvent } from "../app/event-codec.js";
+import type { RecordedEvent } from "../store/event-store.js";
+import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
+
+export function toAccountMessage({ account, revision }: AccountSnapshot): Account {
+  return {
+    accountId: account.accountId,
+    owner: account.owner,
+    currency: account.currency,
+    balance: account.balance,
+    status: account.status === "open" ? AccountStatus.ACCOUNT_STATUS_OPEN : AccountStatus.ACCOUNT_STATUS_CLOSED,
+    revision,
+  };
+}
+
+export function toAccountEventMessage(recorded: RecordedEvent): AccountEventMessage {
+  const event = decodeEvent(recorded);
+  const metadata = recorded.metadata;
+  return {
+    accountId: recorded.stream.slice(ACCOUNT_STREAM_PREFIX.length),
+    revision: recorded.revision,
+    position: recorded.position,
+    eventId: recorded.id,
+    commandId: typeof metadata.commandId === "string" ? metadata.commandId : "",
+    occurredAt: recorded.created,
+    correlationId: typeof metadata.correlationId === "string" ? metadata.correlationId : "",
+    payload: payloadOf(event),
+  };
+}
+
+function payloadOf(event: ReturnType<typeof decodeEvent>): AccountEventMessage["payload"] {
+  switch (event.type) {
+    case "AccountOpened":
+      return { $case: "opened", value: { owner: event.data.owner, currency: event.data.currency } };
+    case "MoneyDeposited":
+      return { $case: "deposited", value: { amount: event.data.amount } };
+    case "MoneyWithdrawn":
+      return { $case: "withdrawn", value: { amount: event.data.amount } };
+    case "AccountClosed":
+      return { $case: "closed", value: {} };
+  }
+}

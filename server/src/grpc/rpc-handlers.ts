@@ -1,0 +1,192 @@
+/**
+ * Wraps application functions as grpc-js handlers. One place for what every
+ * RPC needs: rejected request bytes, deadlines and cancellation (as an
+ * AbortSignal), error-to-status mapping, flow control on server streams, and
+ * one pino log line per RPC.
+ */
+import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { once } from "node:events";
+import type { Logger } from "pino";
+import { CommandCancelledError } from "../app/errors.js";
+import { rejectionOf } from "./request-guard.js";
+import { mapError, toServiceError, type MappedStatus } from "./status-mapping.js";
+
+export interface CallContext {
+  /** Aborted at the call's deadline or when the client cancels. */
+  signal: AbortSignal;
+  metadata: Metadata;
+  correlationId: string | undefined;
+  principal: string | undefined;
+  /** Extra fields for this call's log line. */
+  log: Record<string, unknown>;
+}
+
+/** A server-stream source the wrapper pulls from; `close` releases it. */
+export interface MessageSource<T> extends AsyncIterable<T> {
+  close(): Promise<void>;
+}
+
+export interface RpcRuntime {
+  logger: Logger;
+  /** Who is calling, from the call's metadata (set by authentication). */
+  principalOf?: (metadata: Metadata) => string | undefined;
+  /** Open server streams, ended by a graceful shutdown. */
+  streams: Set<{ end(reason: MappedStatus): void }>;
+}
+
+export function unary<Req, Res>(
+  runtime: RpcRuntime,
+  rpc: string,
+  handle: (request: Req, context: CallContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const started = performance.now();
+    const { context, dispose } = callContext(runtime, call);
+    const respond = (error: unknown, response?: Res) => {
+      dispose();
+      const mapped = error === undefined ? undefined : mapError(error);
+      logCall(runtime.logger, rpc, call.request, context, started, mapped, error);
+      if (mapped) callback(toServiceError(mapped));
+      else callback(null, response);
+    };
+    const rejected = rejectionOf(call.request);
+    if (rejected) return respond(rejected);
+    handle(call.request, context).then(
+      (response) => respond(undefined, response),
+      (error: unknown) => respond(error),
+    );
+  };
+}
+
+export function serverStream<Req, Res>(
+  runtime: RpcRuntime,
+  rpc: string,
+  open: (request: Req, context: CallContext) => MessageSource<Res>,
+): handleServerStreamingCall<Req, Res> {
+  return (call) => {
+    const started = performance.now();
+    const { context, dispose } = callContext(runtime, call);
+    let source: MessageSource<Res> | undefined;
+    let endedBy: MappedStatus | undefined;
+    const handle = {
+      end(reason: MappedStatus) {
+        endedBy = reason;
+        void source?.close();
+      },
+    };
+    runtime.streams.add(handle);
+
+    const finish = (error: unknown) => {
+      runtime.streams.delete(handle);
+      dispose();
+      const mapped = endedBy ?? (error === undefined ? undefined : mapError(error));
+      const cancelled = call.cancelled;
+      logCall(runtime.logger, rpc, call.request, context, started, cancelled ? cancelledStatus : mapped, error);
+      if (cancelled) return;
+      if (mapped) call.emit("error", toServiceError(mapped));
+      else call.end();
+    };
+
+    const pump = async () => {
+      const rejected = rejectionOf(call.request);
+      if (rejected) throw rejected;
+      source = open(call.request, context);
+      const stop = () => void source?.close();
+      context.signal.addEventListener("abort", stop, { once: true });
+      for await (const message of source) {
+        if (call.cancelled || endedBy) break;
+        // Flow control: when the client reads slowly, wait instead of buffering.
+        if (!call.write(message)) await drainOrCancel(call, context.signal);
+      }
+    };
+    pump().then(
+      () => finish(undefined),
+      (error: unknown) => {
+        void source?.close();
+        finish(error);
+      },
+    );
+  };
+}
+
+const cancelledStatus: MappedStatus = { code: status.CANCELLED, reason: "CANCELLED", message: "cancelled by the client", metadata: {} };
+
+async function drainOrCancel(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    await once(call, "drain", { signal: controller.signal });
+  } catch {
+    // aborted: the loop notices the cancellation
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
+}
+
+function callContext(
+  runtime: RpcRuntime,
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+): { context: CallContext; dispose: () => void } {
+  const controller = new AbortController();
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(deadlineMs)) {
+    const abortAtDeadline = () => controller.abort(new CommandCancelledError("deadline"));
+    const remaining = deadlineMs - Date.now();
+    if (remaining <= 0) abortAtDeadline();
+    else timer = setTimeout(abortAtDeadline, remaining);
+  }
+  const onCancelled = () => controller.abort(new CommandCancelledError("cancelled"));
+  call.on("cancelled", onCancelled);
+  const metadata = call.metadata;
+  const correlation = metadata.get("x-correlation-id")[0];
+  const context: CallContext = {
+    signal: controller.signal,
+    metadata,
+    correlationId: typeof correlation === "string" && correlation.length > 0 ? correlation.slice(0, 128) : undefined,
+    principal: runtime.principalOf?.(metadata),
+    log: {},
+  };
+  return {
+    context,
+    dispose: () => {
+      clearTimeout(timer);
+      call.off("cancelled", onCancelled);
+    },
+  };
+}
+
+function logCall(
+  logger: Logger,
+  rpc: string,
+  request: unknown,
+  context: CallContext,
+  started: number,
+  mapped: MappedStatus | undefined,
+  error: unknown,
+): void {
+  const fields: Record<string, unknown> = {
+    rpc,
+    code: mapped ? status[mapped.code] : "OK",
+    ms: Math.round((performance.now() - started) * 100) / 100,
+    ...requestFields(request),
+    ...context.log,
+  };
+  if (context.correlationId) fields.correlationId = context.correlationId;
+  if (context.principal) fields.principal = context.principal;
+  if (mapped) fields.reason = mapped.reason;
+  if (mapped?.code === status.INTERNAL) logger.error({ ...fields, err: error }, "rpc failed");
+  else logger.info(fields, "rpc");
+}
+
+function requestFields(request: unknown): Record<string, unknown> {
+  if (typeof request !== "object" || request === null || rejectionOf(request)) return {};
+  const fields: Record<string, unknown> = {};
+  const { accountId, commandId } = request as { accountId?: unknown; commandId?: unknown };
+  if (typeof accountId === "string" && accountId !== "") fields.accountId = accountId.slice(0, 64);
+  if (typeof commandId === "string" && commandId !== "") fields.commandId = commandId.slice(0, 128);
+  return fields;
+}

@@ -1,0 +1,92 @@
+/**
+ * The one place where errors become gRPC statuses. Every status carries a
+ * google.rpc.Status in `grpc-status-details-bin` with one google.rpc.ErrorInfo
+ * (domain "eventbank", a stable reason, string metadata), so SDKs and grpcurl
+ * can tell why without parsing messages.
+ */
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { ErrorInfo } from "../../../client/src/gen/google/rpc/error_details.js";
+import { Status } from "../../../client/src/gen/google/rpc/status.js";
+import { CommandCancelledError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "../app/errors.js";
+import {
+  AccountAlreadyExistsError,
+  AccountClosedError,
+  AccountNotFoundError,
+  BalanceLimitExceededError,
+  BalanceNotZeroError,
+  DomainError,
+  InsufficientFundsError,
+  ValidationError,
+} from "../domain/errors.js";
+import { InvalidPositionError, StoreUnavailableError } from "../store/event-store.js";
+
+export const ERROR_DOMAIN = "eventbank";
+const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
+
+/** An error that already says which status to send. */
+export class RpcError extends Error {
+  override readonly name = "RpcError";
+  constructor(
+    readonly code: status,
+    readonly reason: string,
+    message: string,
+    readonly metadata: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface MappedStatus {
+  code: status;
+  reason: string;
+  message: string;
+  metadata: Record<string, string>;
+}
+
+export function mapError(error: unknown): MappedStatus {
+  if (error instanceof RpcError) return { code: error.code, reason: error.reason, message: error.message, metadata: error.metadata };
+  if (error instanceof DomainError) {
+    return { code: domainCode(error), reason: error.reason, message: error.message, metadata: error.metadata };
+  }
+  if (error instanceof InvalidPositionError) {
+    return { code: status.INVALID_ARGUMENT, reason: "INVALID_POSITION", message: error.message, metadata: { field: "from_position" } };
+  }
+  if (error instanceof StoreUnavailableError) {
+    return { code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE", message: "the event store is unavailable; retry later", metadata: {} };
+  }
+  if (error instanceof CommandCancelledError) {
+    return error.why === "deadline"
+      ? { code: status.DEADLINE_EXCEEDED, reason: "DEADLINE_EXCEEDED", message: error.message, metadata: {} }
+      : { code: status.CANCELLED, reason: "CANCELLED", message: error.message, metadata: {} };
+  }
+  return { code: status.INTERNAL, reason: "INTERNAL", message: "internal error", metadata: {} };
+}
+
+function domainCode(error: DomainError): status {
+  if (error instanceof ValidationError) return status.INVALID_ARGUMENT;
+  if (error instanceof AccountNotFoundError) return status.NOT_FOUND;
+  if (error instanceof AccountAlreadyExistsError) return status.ALREADY_EXISTS;
+  if (
+    error instanceof InsufficientFundsError ||
+    error instanceof AccountClosedError ||
+    error instanceof BalanceNotZeroError ||
+    error instanceof BalanceLimitExceededError
+  ) {
+    return status.FAILED_PRECONDITION;
+  }
+  if (error instanceof RevisionConflictError || error instanceof ConcurrencyRetriesExhaustedError) return status.ABORTED;
+  if (error.reason === "COMMAND_ID_REUSED") return status.INVALID_ARGUMENT;
+  return status.FAILED_PRECONDITION;
+}
+
+export function toServiceError(mapped: MappedStatus): Partial<ServiceError> & { code: status; details: string; metadata: Metadata } {
+  const errorInfo = ErrorInfo.encode({ reason: mapped.reason, domain: ERROR_DOMAIN, metadata: mapped.metadata }).finish();
+  const details = Status.encode({
+    code: mapped.code,
+    message: mapped.message,
+    details: [{ typeUrl: ERROR_INFO_TYPE_URL, value: Buffer.from(errorInfo) }],
+  }).finish();
+  const metadata = new Metadata();
+  metadata.set("grpc-status-details-bin", Buffer.from(details));
+  return { name: "ServiceError", message: mapped.message, code: mapped.code, details: mapped.message, metadata };
+}

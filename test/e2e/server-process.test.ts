@@ -1,0 +1,118 @@
+/** The server as a process on the embedded store: restarts, kill -9, signals, start-up errors. */
+import { status } from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { SubscribeAccountResponse } from "../../client/src/gen/bank/v1/account_service.js";
+import { call, connect, decodeError } from "../support/grpc-client.js";
+import { runServerExpectingFailure, startServerProcess, type ServerProcess } from "../support/server-process.js";
+import { readMessages } from "./account-service-suite.js";
+
+describe("eventbank as a process (sqlite)", () => {
+  let dir: string;
+  let sqlitePath: string;
+  const running: ServerProcess[] = [];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "eventbank-process-"));
+    sqlitePath = join(dir, "events.sqlite");
+  });
+  afterEach(() => {
+    for (const server of running.splice(0)) server.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = async () => {
+    const server = await startServerProcess({ EVENTBANK_SQLITE_PATH: sqlitePath });
+    running.push(server);
+    return server;
+  };
+
+  it("keeps the accounts across a graceful restart and exits 0 on SIGTERM", async () => {
+    const first = await start();
+    const client = connect(first.address);
+    await call(client, client.openAccount, { accountId: "durable", owner: "Ada", currency: "EUR", commandId: "c1" });
+    await call(client, client.deposit, { accountId: "durable", amount: 250n, commandId: "c2" });
+    client.close();
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+
+    const second = await start();
+    const again = connect(second.address);
+    const { account } = await call(again, again.getAccount, { accountId: "durable" });
+    expect(account).toMatchObject({ balance: 250n, revision: 1n });
+    again.close();
+  });
+
+  it("keeps every acknowledged deposit after kill -9 in the middle of a load", async () => {
+    const first = await start();
+    const client = connect(first.address);
+    await call(client, client.openAccount, { accountId: "crash", owner: "Ada", currency: "EUR", commandId: "open" });
+    const acknowledged = new Set<string>();
+    let killed = false;
+    const worker = async () => {
+      while (!killed) {
+        const commandId = randomUUID();
+        try {
+          await call(client, client.deposit, { accountId: "crash", amount: 1n, commandId });
+          if (!killed) acknowledged.add(commandId);
+        } catch {
+          return;
+        }
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    while (acknowledged.size < 200) await new Promise((resolve) => setTimeout(resolve, 5));
+    // Acknowledgements counted before the kill are the ones that must survive.
+    const mustSurvive = new Set(acknowledged);
+    killed = true;
+    first.child.kill("SIGKILL");
+    await Promise.all(workers);
+    client.close();
+    expect(await first.exited).toBe("SIGKILL");
+
+    const second = await start();
+    const again = connect(second.address);
+    const { account } = await call(again, again.getAccount, { accountId: "crash" });
+    const events = [];
+    for (let from = 0n; ; ) {
+      const page = await call(again, again.readAccountEvents, { accountId: "crash", fromRevision: from, maxCount: 1000, direction: 0 });
+      events.push(...page.events);
+      if (page.events.length < 1000) break;
+      from += 1000n;
+    }
+    again.close();
+    const stored = new Set(events.map((e) => e.commandId));
+    const lost = [...mustSurvive].filter((id) => !stored.has(id));
+    expect(lost).toEqual([]);
+    // Nothing half-applied: the balance is exactly the sum of the deposits stored.
+    expect(account?.balance).toBe(BigInt(events.length - 1));
+    expect(account?.revision).toBe(BigInt(events.length - 1));
+  });
+
+  it("ends open subscriptions with UNAVAILABLE on SIGTERM and still exits 0", async () => {
+    const server = await start();
+    const client = connect(server.address);
+    await call(client, client.openAccount, { accountId: "watched", owner: "Ada", currency: "EUR", commandId: "c1" });
+    const stream = client.subscribeAccount({ accountId: "watched" });
+    const messages = readMessages<SubscribeAccountResponse>(stream);
+    await messages.next();
+    expect((await messages.next()).message?.$case).toBe("caughtUp");
+    server.child.kill("SIGTERM");
+    const error = await messages.next().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(decodeError(error)).toMatchObject({ code: status.UNAVAILABLE, reason: "SHUTTING_DOWN" });
+    expect(await server.exited).toBe(0);
+    client.close();
+  });
+
+  it("refuses to start on a bad setting, naming it", async () => {
+    const result = await runServerExpectingFailure({ EVENTBANK_STORE: "mongodb" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("EVENTBANK_STORE");
+  });
+});

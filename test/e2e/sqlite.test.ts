@@ -1,0 +1,3 @@
+import { describeAccountServiceE2E } from "./account-service-suite.js";
+
+describeAccountServiceE2E("sqlite", async () => ({ env: { EVENTBANK_STORE: "sqlite" } }));
