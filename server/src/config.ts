@@ -12,6 +12,10 @@ export interface Config {
   store: StoreKind;
   sqlitePath: string;
   eventStoreConnectionString: string | undefined;
+  /** EventStoreDB: upper bound for one append or read. */
+  esdbOperationTimeoutMs: number;
+  /** EventStoreDB: how long a dropped subscription tries to resubscribe before the gRPC stream ends UNAVAILABLE. */
+  esdbResubscribeTimeoutMs: number;
   logLevel: LogLevel;
   maxRequestBytes: number;
   cacheSize: number;
@@ -43,6 +47,8 @@ export function loadConfig(env: Env = process.env): Config {
     store,
     sqlitePath: text(env, "EVENTBANK_SQLITE_PATH", "./data/eventbank.sqlite"),
     eventStoreConnectionString: connectionString,
+    esdbOperationTimeoutMs: integer(env, "EVENTBANK_ESDB_OPERATION_TIMEOUT_MS", 10_000, 100, 600_000),
+    esdbResubscribeTimeoutMs: integer(env, "EVENTBANK_ESDB_RESUBSCRIBE_TIMEOUT_MS", 30_000, 0, 3_600_000),
     logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
     maxRequestBytes: integer(env, "EVENTBANK_MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     cacheSize: integer(env, "EVENTBANK_CACHE_SIZE", 10_000, 0, 10_000_000),

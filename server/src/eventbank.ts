@@ -21,7 +21,10 @@ export async function createStore(config: Config): Promise<EventStore> {
       return new SqliteEventStore(config.sqlitePath);
     case "esdb": {
       const { createEsdbEventStore } = await import("./store/esdb-event-store.js");
-      return createEsdbEventStore(config.eventStoreConnectionString!);
+      return createEsdbEventStore(config.eventStoreConnectionString!, {
+        operationTimeoutMs: config.esdbOperationTimeoutMs,
+        resubscribeTimeoutMs: config.esdbResubscribeTimeoutMs,
+      });
     }
   }
 }

@@ -3,9 +3,13 @@
  * gRPC double always, and against a real EventStoreDB when
  * EVENTSTORE_CONNECTION_STRING is set (`docker compose up -d eventstore`).
  */
-import { afterAll, beforeAll } from "vitest";
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AccountServiceClient, SubscribeAccountResponse } from "../../client/src/gen/bank/v1/account_service.js";
 import { startEsdbDouble, type EsdbDouble } from "../support/esdb-double/server.js";
-import { describeAccountServiceE2E } from "./account-service-suite.js";
+import { call, connect, decodeError, rejection } from "../support/grpc-client.js";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+import { describeAccountServiceE2E, readMessages, waitFor } from "./account-service-suite.js";
 
 let double: EsdbDouble;
 beforeAll(async () => {
@@ -25,3 +29,56 @@ if (real) {
     env: { EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: real },
   }));
 }
+
+describe("AccountService while EventStoreDB goes away (gRPC double)", () => {
+  let outage: EsdbDouble;
+  let server: TestServer;
+  let client: AccountServiceClient;
+  beforeAll(async () => {
+    outage = await startEsdbDouble();
+    server = await startTestServer({
+      env: {
+        EVENTBANK_STORE: "esdb",
+        EVENTSTORE_CONNECTION_STRING: outage.connectionString,
+        EVENTBANK_ESDB_RESUBSCRIBE_TIMEOUT_MS: "1500",
+      },
+    });
+    client = connect(server.address);
+  });
+  afterAll(async () => {
+    client?.close();
+    await server?.stop();
+    await outage?.stop();
+  });
+
+  it("answers UNAVAILABLE while the store is gone, stays up, and recovers when it returns", async () => {
+    await call(client, client.openAccount, { accountId: "outage", owner: "Ada", currency: "EUR", commandId: "open" });
+    await outage.pause();
+    const error = await rejection(call(client, client.deposit, { accountId: "outage", amount: 5n, commandId: "d1" }));
+    expect(error).toMatchObject({ code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE" });
+    expect(await rejection(call(client, client.getAccount, { accountId: "outage" }))).toMatchObject({ code: status.UNAVAILABLE });
+    await outage.resume();
+    // The same command id again: applied once.
+    await call(client, client.deposit, { accountId: "outage", amount: 5n, commandId: "d1" });
+    await call(client, client.deposit, { accountId: "outage", amount: 5n, commandId: "d1" });
+    const { account } = await call(client, client.getAccount, { accountId: "outage" });
+    expect(account).toMatchObject({ balance: 5n, revision: 1n });
+  });
+
+  it("ends a subscription with UNAVAILABLE once the store stays away past the resubscribe limit", async () => {
+    await call(client, client.openAccount, { accountId: "outage-sub", owner: "Ada", currency: "EUR", commandId: "open" });
+    const stream = client.subscribeAccount({ accountId: "outage-sub" });
+    const messages = readMessages<SubscribeAccountResponse>(stream);
+    await messages.next();
+    expect((await messages.next()).message?.$case).toBe("caughtUp");
+    await outage.pause();
+    outage.dropSubscriptions();
+    const ended = await messages.next(10_000).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(decodeError(ended)).toMatchObject({ code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE" });
+    await outage.resume();
+    await waitFor(() => server.eventbank.server.openStreams() === 0);
+  });
+});
