@@ -1,3 +1,7 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { SCOPES, type ApiKey, type Scope } from "./grpc/auth.js";
+
 /**
  * Configuration from environment variables, parsed and validated once at
  * start-up. A bad value stops the server with a message naming the variable.
@@ -24,6 +28,22 @@ export interface Config {
   maxSubscriptions: number;
   shutdownGraceMs: number;
   reflection: boolean;
+  tls: TlsConfig | undefined;
+  /** Plaintext on a non-loopback address, explicitly allowed (EVENTBANK_ALLOW_INSECURE). */
+  allowInsecure: boolean;
+  /** Empty: authentication off (the server says so at start-up). */
+  apiKeys: ApiKey[];
+  maxStreamsPerConnection: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  maxConnectionIdleMs: number;
+}
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (mutual TLS). */
+  clientCaFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -41,8 +61,16 @@ export function loadConfig(env: Env = process.env): Config {
   if (connectionString && !/^(esdb|esdb\+discover|kurrentdb|kurrentdb\+discover|kdb|kdb\+discover):\/\//.test(connectionString)) {
     throw new ConfigError("EVENTSTORE_CONNECTION_STRING must start with esdb:// or esdb+discover://");
   }
+  const host = text(env, "HOST", "127.0.0.1");
+  const tls = tlsConfig(env);
+  const allowInsecure = boolean(env, "EVENTBANK_ALLOW_INSECURE", false);
+  if (!tls && !allowInsecure && !isLoopback(host)) {
+    throw new ConfigError(
+      `refusing plaintext on non-loopback HOST=${host}: set EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE, or EVENTBANK_ALLOW_INSECURE=true (e.g. behind a TLS-terminating proxy)`,
+    );
+  }
   return {
-    host: text(env, "HOST", "127.0.0.1"),
+    host,
     port: integer(env, "PORT", 50051, 0, 65535),
     store,
     sqlitePath: text(env, "EVENTBANK_SQLITE_PATH", "./data/eventbank.sqlite"),
@@ -57,7 +85,86 @@ export function loadConfig(env: Env = process.env): Config {
     maxSubscriptions: integer(env, "EVENTBANK_MAX_SUBSCRIPTIONS", 1_000, 0, 1_000_000),
     shutdownGraceMs: integer(env, "EVENTBANK_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     reflection: boolean(env, "EVENTBANK_REFLECTION", true),
+    tls,
+    allowInsecure,
+    apiKeys: apiKeys(env),
+    maxStreamsPerConnection: integer(env, "EVENTBANK_MAX_STREAMS_PER_CONNECTION", 100, 1, 100_000),
+    keepaliveTimeMs: integer(env, "EVENTBANK_KEEPALIVE_TIME_MS", 30_000, 1_000, 86_400_000),
+    keepaliveTimeoutMs: integer(env, "EVENTBANK_KEEPALIVE_TIMEOUT_MS", 10_000, 100, 600_000),
+    maxConnectionIdleMs: integer(env, "EVENTBANK_MAX_CONNECTION_IDLE_MS", 300_000, 1_000, 86_400_000),
   };
+}
+
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "");
+  if (bare === "localhost") return true;
+  if (isIP(bare) === 4) return bare.startsWith("127.");
+  if (isIP(bare) === 6) return bare === "::1" || /^::ffff:127\./i.test(bare);
+  return false;
+}
+
+function tlsConfig(env: Env): TlsConfig | undefined {
+  const certFile = env.EVENTBANK_TLS_CERT_FILE?.trim();
+  const keyFile = env.EVENTBANK_TLS_KEY_FILE?.trim();
+  const clientCaFile = env.EVENTBANK_TLS_CLIENT_CA_FILE?.trim() || undefined;
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new ConfigError("EVENTBANK_TLS_CLIENT_CA_FILE needs EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE");
+    return undefined;
+  }
+  if (!certFile || !keyFile) throw new ConfigError("EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE go together");
+  for (const [name, file] of [
+    ["EVENTBANK_TLS_CERT_FILE", certFile],
+    ["EVENTBANK_TLS_KEY_FILE", keyFile],
+    ["EVENTBANK_TLS_CLIENT_CA_FILE", clientCaFile],
+  ] as const) {
+    if (file !== undefined) readable(name, file);
+  }
+  return { certFile, keyFile, clientCaFile };
+}
+
+/**
+ * EVENTBANK_API_KEYS (or the file named by EVENTBANK_API_KEYS_FILE): a JSON
+ * array of {"name", "sha256", "scopes"}; sha256 is the hex SHA-256 of the
+ * token (`npm run hash-api-key -- <token>`), so no key is stored in clear.
+ */
+function apiKeys(env: Env): ApiKey[] {
+  const inline = env.EVENTBANK_API_KEYS?.trim();
+  const file = env.EVENTBANK_API_KEYS_FILE?.trim();
+  if (inline && file) throw new ConfigError("set EVENTBANK_API_KEYS or EVENTBANK_API_KEYS_FILE, not both");
+  const name = file ? "EVENTBANK_API_KEYS_FILE" : "EVENTBANK_API_KEYS";
+  const raw = file ? readable(name, file) : inline;
+  if (!raw) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`${name} must be JSON: [{"name":"...","sha256":"<64 hex>","scopes":["accounts:write", ...]}]`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new ConfigError(`${name} must be a non-empty JSON array`);
+  const names = new Set<string>();
+  return parsed.map((entry: unknown, index) => {
+    const { name: keyName, sha256, scopes } = (entry ?? {}) as { name?: unknown; sha256?: unknown; scopes?: unknown };
+    const where = `${name}[${index}]`;
+    if (typeof keyName !== "string" || !/^[\w.@-]{1,64}$/.test(keyName) || names.has(keyName)) {
+      throw new ConfigError(`${where}.name must be a unique name of 1-64 characters [A-Za-z0-9_.@-]`);
+    }
+    names.add(keyName);
+    if (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+      throw new ConfigError(`${where}.sha256 must be the 64-hex-digit SHA-256 of the token`);
+    }
+    if (!Array.isArray(scopes) || scopes.some((scope) => !(SCOPES as readonly unknown[]).includes(scope))) {
+      throw new ConfigError(`${where}.scopes must list some of ${SCOPES.join(", ")}`);
+    }
+    return { name: keyName, sha256: Buffer.from(sha256, "hex"), scopes: new Set(scopes as Scope[]) };
+  });
+}
+
+function readable(name: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`${name}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 function text(env: Env, name: string, fallback: string): string {

@@ -3,7 +3,9 @@ import type { Logger } from "pino";
 import { AccountCommandHandler } from "./app/account-command-handler.js";
 import { AccountQueries } from "./app/account-queries.js";
 import type { Config } from "./config.js";
+import { authenticate } from "./grpc/auth.js";
 import { startGrpcServer, type RunningServer } from "./grpc/grpc-server.js";
+import { serverCredentials } from "./grpc/server-credentials.js";
 import { SubscriptionLimit } from "./grpc/subscription-limit.js";
 import type { EventStore } from "./store/event-store.js";
 import { SqliteEventStore } from "./store/sqlite-event-store.js";
@@ -37,14 +39,25 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     maxAttempts: config.maxAttempts,
   });
   const subscriptions = new SubscriptionLimit(config.maxSubscriptions);
+  if (config.apiKeys.length === 0) {
+    logger.warn("AUTHENTICATION IS OFF: no EVENTBANK_API_KEYS configured, every caller may move money");
+  }
   let server: RunningServer;
   try {
     server = await startGrpcServer({
       host: config.host,
       port: config.port,
       logger,
+      credentials: serverCredentials(config.tls),
       maxRequestBytes: config.maxRequestBytes,
       reflection: config.reflection,
+      channelOptions: {
+        "grpc.max_concurrent_streams": config.maxStreamsPerConnection,
+        "grpc.keepalive_time_ms": config.keepaliveTimeMs,
+        "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
+        "grpc.max_connection_idle_ms": config.maxConnectionIdleMs,
+      },
+      ...(config.apiKeys.length > 0 ? { authenticate: (rpc, metadata) => authenticate(config.apiKeys, rpc, metadata) } : {}),
       commands,
       queries: new AccountQueries(eventStore),
       admitSubscription: () => subscriptions.admit(),

@@ -58,6 +58,8 @@ describe("docker-compose.yml (development)", () => {
       EVENTBANK_STORE: "esdb",
       EVENTSTORE_CONNECTION_STRING: "esdb://eventstore:2113?tls=false",
       HOST: "0.0.0.0",
+      // The server refuses plaintext on a non-loopback address unless told.
+      EVENTBANK_ALLOW_INSECURE: "true",
     });
     expect(server.ports).toContain("50051:50051");
   });

@@ -37,7 +37,7 @@ export interface GrpcServerOptions extends AccountServiceDependencies {
   credentials?: ServerCredentials;
   reflection?: boolean;
   channelOptions?: ChannelOptions;
-  principalOf?: RpcRuntime["principalOf"];
+  authenticate?: RpcRuntime["authenticate"];
 }
 
 export interface RunningServer {
@@ -81,7 +81,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const runtime: RpcRuntime = {
     logger,
     streams: new Set(),
-    ...(options.principalOf ? { principalOf: options.principalOf } : {}),
+    ...(options.authenticate ? { authenticate: options.authenticate } : {}),
   };
   const server = new Server({
     // A hard cap above our own limit, so oversize requests still reach the guard and get a reason.

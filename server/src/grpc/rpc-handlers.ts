@@ -28,8 +28,11 @@ export interface MessageSource<T> extends AsyncIterable<T> {
 
 export interface RpcRuntime {
   logger: Logger;
-  /** Who is calling, from the call's metadata (set by authentication). */
-  principalOf?: (metadata: Metadata) => string | undefined;
+  /**
+   * Authentication for every AccountService call: returns the principal, or
+   * throws an RpcError (UNAUTHENTICATED / PERMISSION_DENIED). Absent: open.
+   */
+  authenticate?: (rpc: string, metadata: Metadata) => string;
   /** Open server streams, ended by a graceful shutdown. */
   streams: Set<{ end(reason: MappedStatus): void }>;
 }
@@ -41,7 +44,7 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = performance.now();
-    const { context, dispose } = callContext(runtime, call);
+    const { context, dispose, denied } = callContext(runtime, rpc, call);
     const respond = (error: unknown, response?: Res) => {
       dispose();
       const mapped = error === undefined ? undefined : mapError(error);
@@ -49,6 +52,7 @@ export function unary<Req, Res>(
       if (mapped) callback(toServiceError(mapped));
       else callback(null, response);
     };
+    if (denied) return respond(denied);
     const rejected = rejectionOf(call.request);
     if (rejected) return respond(rejected);
     handle(call.request, context).then(
@@ -65,7 +69,7 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const started = performance.now();
-    const { context, dispose } = callContext(runtime, call);
+    const { context, dispose, denied } = callContext(runtime, rpc, call);
     let source: MessageSource<Res> | undefined;
     let endedBy: MappedStatus | undefined;
     const handle = {
@@ -88,6 +92,7 @@ export function serverStream<Req, Res>(
     };
 
     const pump = async () => {
+      if (denied) throw denied;
       const rejected = rejectionOf(call.request);
       if (rejected) throw rejected;
       source = open(call.request, context);
@@ -127,8 +132,9 @@ async function drainOrCancel(call: ServerWritableStream<unknown, unknown>, signa
 
 function callContext(
   runtime: RpcRuntime,
+  rpc: string,
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
-): { context: CallContext; dispose: () => void } {
+): { context: CallContext; dispose: () => void; denied: unknown } {
   const controller = new AbortController();
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
@@ -139,19 +145,29 @@ function callContext(
     if (remaining <= 0) abortAtDeadline();
     else timer = setTimeout(abortAtDeadline, remaining);
   }
-  const onCancelled = () => controller.abort(new CommandCancelledError("cancelled"));
+  // grpc-js also reports an expired deadline as "cancelled": tell the two apart.
+  const onCancelled = () =>
+    controller.abort(new CommandCancelledError(Number.isFinite(deadlineMs) && Date.now() >= deadlineMs - 5 ? "deadline" : "cancelled"));
   call.on("cancelled", onCancelled);
   const metadata = call.metadata;
   const correlation = metadata.get("x-correlation-id")[0];
+  let principal: string | undefined;
+  let denied: unknown;
+  try {
+    principal = runtime.authenticate?.(rpc, metadata);
+  } catch (error) {
+    denied = error;
+  }
   const context: CallContext = {
     signal: controller.signal,
     metadata,
     correlationId: typeof correlation === "string" && correlation.length > 0 ? correlation.slice(0, 128) : undefined,
-    principal: runtime.principalOf?.(metadata),
+    principal,
     log: {},
   };
   return {
     context,
+    denied,
     dispose: () => {
       clearTimeout(timer);
       call.off("cancelled", onCancelled);
