@@ -174,6 +174,26 @@ describe("limits", () => {
   });
 });
 
+describe("HTTP/2 streams per connection", () => {
+  it("serves at most EVENTBANK_MAX_STREAMS_PER_CONNECTION streams of one connection at a time", async () => {
+    const server = await startTestServer({ env: { EVENTBANK_MAX_STREAMS_PER_CONNECTION: "2" } });
+    const client = connect(server.address);
+    try {
+      const streams = [client.subscribeAll({}), client.subscribeAll({}), client.subscribeAll({})];
+      const [first, second, third] = streams.map((stream) => readMessages<SubscribeAccountResponse>(stream));
+      expect((await first!.next()).message?.$case).toBe("caughtUp");
+      expect((await second!.next()).message?.$case).toBe("caughtUp");
+      // The third waits for a free stream slot instead of reaching the server.
+      await expect(third!.next(1_000)).rejects.toThrow("no message in time");
+      expect(server.eventbank.server.openStreams()).toBe(2);
+      for (const stream of streams) stream.cancel();
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  });
+});
+
 async function waitUntil(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 250 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
   expect(condition()).toBe(true);
