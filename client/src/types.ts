@@ -1,0 +1,52 @@
+/** The SDK's public data types: plain objects, camelCase, `bigint` for money and revisions. */
+
+export type AccountStatus = "open" | "closed";
+
+export interface Account {
+  accountId: string;
+  owner: string;
+  /** ISO 4217 code, e.g. "EUR". */
+  currency: string;
+  /** Integer minor units (cents for EUR). */
+  balance: bigint;
+  status: AccountStatus;
+  /** Revision of the last event applied: 0 right after opening. */
+  revision: bigint;
+}
+
+/** What a command returns: the account after it, and the command id that was used. */
+export interface CommandResult {
+  account: Account;
+  revision: bigint;
+  /** The command id sent (the caller's, or the one the SDK made); reuse it to retry safely. */
+  commandId: string;
+}
+
+/** Facts every recorded event carries. */
+export interface AccountEventBase {
+  accountId: string;
+  /** Revision within the account's stream (0 is "opened"). */
+  revision: bigint;
+  /** Opaque global position; pass it back as `fromPosition` to resume after this event. */
+  position: string;
+  eventId: string;
+  commandId: string;
+  correlationId: string;
+  occurredAt: Date | undefined;
+}
+
+export type AccountOpened = AccountEventBase & { type: "opened"; owner: string; currency: string };
+export type MoneyDeposited = AccountEventBase & { type: "deposited"; amount: bigint };
+export type MoneyWithdrawn = AccountEventBase & { type: "withdrawn"; amount: bigint };
+export type AccountClosed = AccountEventBase & { type: "closed" };
+/** An event type this SDK version does not know (sent by a newer server). */
+export type UnknownAccountEvent = AccountEventBase & { type: "unknown" };
+
+export type AccountEvent = AccountOpened | MoneyDeposited | MoneyWithdrawn | AccountClosed | UnknownAccountEvent;
+
+/** Yielded by subscriptions between the last historical event and the first live one (again after each resume). */
+export interface CaughtUp {
+  type: "caughtUp";
+}
+
+export type SubscriptionItem = AccountEvent | CaughtUp;
