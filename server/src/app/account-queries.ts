@@ -11,6 +11,8 @@ import {
 } from "../store/event-store.js";
 
 export const DEFAULT_READ_COUNT = 100;
+/** Stores count revisions in a signed 64-bit integer (SQLite and EventStoreDB alike). */
+const MAX_REVISION = 2n ** 63n - 1n;
 export const MAX_READ_COUNT = 1_000;
 
 export interface ReadAccountEventsQuery {
@@ -28,6 +30,7 @@ export class AccountQueries {
   async readEvents(query: ReadAccountEventsQuery): Promise<RecordedEvent[]> {
     validateAccountId(query.accountId);
     const maxCount = query.maxCount || DEFAULT_READ_COUNT;
+    validateRevision(query.fromRevision);
     if (maxCount < 0 || maxCount > MAX_READ_COUNT) {
       throw new ValidationError("INVALID_ARGUMENT", "max_count", `max_count must be between 0 and ${MAX_READ_COUNT}`);
     }
@@ -43,6 +46,7 @@ export class AccountQueries {
   /** Events after `afterRevision` (all when absent); an account not opened yet is waited for. */
   subscribeToAccount(accountId: string, afterRevision?: bigint): Subscription {
     validateAccountId(accountId);
+    validateRevision(afterRevision);
     return this.store.subscribeToStream(accountStream(accountId), afterRevision === undefined ? {} : { afterRevision });
   }
 
@@ -52,5 +56,11 @@ export class AccountQueries {
       streamPrefix: ACCOUNT_STREAM_PREFIX,
       ...(afterPosition === undefined ? {} : { afterPosition }),
     });
+  }
+}
+
+function validateRevision(revision: bigint | undefined, field = "from_revision"): void {
+  if (revision !== undefined && (revision < 0n || revision > MAX_REVISION)) {
+    throw new ValidationError("INVALID_REVISION", field, `${field} must be at most ${MAX_REVISION}`);
   }
 }
