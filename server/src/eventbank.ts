@@ -8,7 +8,9 @@ import { startGrpcServer, type RunningServer } from "./grpc/grpc-server.js";
 import { serverCredentials } from "./grpc/server-credentials.js";
 import { SubscriptionLimit } from "./grpc/subscription-limit.js";
 import type { EventStore } from "./store/event-store.js";
+import type { SnapshotStore } from "./store/snapshot-store.js";
 import { SqliteEventStore } from "./store/sqlite-event-store.js";
+import { SqliteSnapshotStore } from "./store/sqlite-snapshot-store.js";
 
 export interface Eventbank {
   server: RunningServer;
@@ -31,12 +33,30 @@ export async function createStore(config: Config): Promise<EventStore> {
   }
 }
 
+/** Snapshots next to the events; none when EVENTBANK_SNAPSHOT_EVERY=0. */
+export async function createSnapshotStore(config: Config): Promise<SnapshotStore | undefined> {
+  if (config.snapshotEvery === 0) return undefined;
+  switch (config.store) {
+    case "sqlite":
+      return new SqliteSnapshotStore(config.sqlitePath);
+    case "esdb": {
+      const { EsdbSnapshotStore } = await import("./store/esdb-snapshot-store.js");
+      return EsdbSnapshotStore.fromConnectionString(config.eventStoreConnectionString!);
+    }
+  }
+}
+
 export async function startEventbank(config: Config, logger: Logger, store?: EventStore): Promise<Eventbank> {
   const eventStore = store ?? (await createStore(config));
+  // A store passed in (tests) comes without snapshots.
+  const snapshots = store ? undefined : await createSnapshotStore(config);
   const commands = new AccountCommandHandler(eventStore, {
     cacheSize: config.cacheSize,
     idempotencyWindow: config.idempotencyWindow,
     maxAttempts: config.maxAttempts,
+    snapshots,
+    snapshotEvery: config.snapshotEvery,
+    onSnapshotError: (error, stream) => logger.warn({ err: error, stream }, "snapshot not read or written; the stream is replayed instead"),
   });
   const subscriptions = new SubscriptionLimit(config.maxSubscriptions);
   if (config.apiKeys.length === 0) {
@@ -64,6 +84,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     });
   } catch (error) {
     await eventStore.close();
+    await snapshots?.close();
     throw error;
   }
   let stopping: Promise<void> | undefined;
@@ -74,6 +95,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       stopping ??= (async () => {
         await server.shutdown(config.shutdownGraceMs);
         await eventStore.close();
+        await snapshots?.close();
       })();
       return stopping;
     },

@@ -42,18 +42,31 @@ describe("a retried deposit older than the idempotency window", () => {
     expect(account).toMatchObject({ balance: 22n, revision: 3n });
   });
 
-  // Server bug: the store deduplicates the retried append and reports the
-  // original revision (1), but AccountCommandHandler.applyAppended folds the
-  // event onto the cached state anyway and answers revision 4 / balance 32 -
-  // a revision that does not exist and a balance the account never had
-  // (the store holds revision 3 / balance 22). Expected: the first outcome
-  // (revision 1, balance 10), which the store's answer identifies, or a refusal.
-  // Remove `.fails` once fixed.
-  it.fails("answers with an outcome that is actually stored (server bug: it reports a phantom revision and balance)", async () => {
+  // Was a bug: the retry was answered with revision 4 / balance 32, a revision
+  // that does not exist and a balance the account never had. The SQLite store
+  // now reports the duplicate event id and the handler answers the first
+  // outcome from history.
+  it("answers with the first outcome, rebuilt from the stored history", async () => {
     const { first, retry } = await scenario("window-answer");
     const events = await readAllEvents(client, "window-answer");
     const atRevision = events[Number(retry.revision)];
     expect(atRevision?.commandId).toBe("dep-A");
     expect(retry).toEqual(first);
+  });
+
+  it("answers an outside-window retry batched with new commands without failing them", async () => {
+    const { first } = await scenario("window-batch");
+    const results = await Promise.all([
+      call(client, client.deposit, { accountId: "window-batch", amount: 1n, commandId: "dep-D" }),
+      call(client, client.deposit, { accountId: "window-batch", amount: 10n, commandId: "dep-A" }),
+      call(client, client.deposit, { accountId: "window-batch", amount: 2n, commandId: "dep-E" }),
+      call(client, client.deposit, { accountId: "window-batch", amount: 3n, commandId: "dep-F" }),
+    ]);
+    expect(results[1]).toEqual(first);
+    const events = await readAllEvents(client, "window-batch");
+    const { account } = await call(client, client.getAccount, { accountId: "window-batch" });
+    checkAccountInvariants("window-batch", events, account);
+    expect(events.map((e) => e.commandId)).toEqual(["open", "dep-A", "dep-B", "dep-C", "dep-D", "dep-E", "dep-F"]);
+    expect(account).toMatchObject({ balance: 28n, revision: 6n });
   });
 });

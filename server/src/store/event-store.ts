@@ -111,6 +111,23 @@ export class WrongExpectedRevisionError extends Error {
   }
 }
 
+/**
+ * An event id of the append is already in the stream, at `revision`: the
+ * command that produced it was applied before. Nothing was appended. Stores
+ * that can look events up by id (SQLite) raise it; on EventStoreDB the
+ * command handler's idempotency window is the guard.
+ */
+export class DuplicateEventError extends Error {
+  override readonly name = "DuplicateEventError";
+  constructor(
+    readonly stream: string,
+    readonly eventId: string,
+    readonly revision: bigint,
+  ) {
+    super(`event ${eventId} is already in ${stream} at revision ${revision}`);
+  }
+}
+
 /** The store cannot be reached (or went away); callers may retry later. */
 export class StoreUnavailableError extends Error {
   override readonly name = "StoreUnavailableError";

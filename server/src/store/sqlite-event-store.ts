@@ -1,7 +1,10 @@
 /**
  * The embedded EventStore: one SQLite file through better-sqlite3.
  *
- * - WAL with synchronous=FULL: an acknowledged append is on disk.
+ * - WAL with synchronous=FULL: an acknowledged append is on disk. Appends
+ *   arriving together share one transaction and one sync (group commit).
+ *   Writes run on the calling thread: a writer thread was measured and did
+ *   not pay on two cores (docs/performance.md).
  * - One table; `position` is an AUTOINCREMENT key. SQLite runs one write
  *   transaction at a time, so positions are handed out in commit order and a
  *   reader that has seen position p will never later see a new event below p:
@@ -16,6 +19,7 @@ import { EventEmitter } from "node:events";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import {
+  DuplicateEventError,
   InvalidPositionError,
   StoreUnavailableError,
   WrongExpectedRevisionError,
@@ -37,6 +41,12 @@ export interface SqliteEventStoreOptions {
   pollIntervalMs?: number;
   /** Rows a subscription reads per step. */
   pageSize?: number;
+  /**
+   * Most appends sharing one commit. Smaller groups answer the first callers
+   * sooner, so clients and server work side by side; larger ones save syncs
+   * on a slow disk. (16 measured best on the bench; see docs/performance.md.)
+   */
+  maxGroupSize?: number;
 }
 
 interface EventRow {
@@ -64,13 +74,27 @@ CREATE TABLE IF NOT EXISTS events (
 );
 `;
 
+interface PendingAppend {
+  stream: string;
+  events: NewEvent[];
+  expected: ExpectedRevision;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+type AppendOutcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
+
 export class SqliteEventStore implements EventStore {
   private readonly db: Database.Database;
   private readonly appended = new EventEmitter();
   private readonly subscriptions = new Set<PolledSubscription>();
   private readonly pollIntervalMs: number;
   private readonly pageSize: number;
+  private readonly maxGroupSize: number;
   private closed = false;
+  /** Appends waiting for the next group commit. */
+  private pending: PendingAppend[] = [];
+  private readonly commitGroup: Database.Transaction<(batch: PendingAppend[]) => AppendOutcome[]>;
 
   private readonly statements: {
     lastRevision: Database.Statement<[string], { revision: bigint | null }>;
@@ -86,6 +110,7 @@ export class SqliteEventStore implements EventStore {
   constructor(path: string, options: SqliteEventStoreOptions = {}) {
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
     this.pageSize = options.pageSize ?? 256;
+    this.maxGroupSize = options.maxGroupSize ?? 16;
     this.appended.setMaxListeners(0);
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -93,6 +118,9 @@ export class SqliteEventStore implements EventStore {
       this.db.pragma("journal_mode = WAL");
       this.db.pragma("synchronous = FULL");
       this.db.defaultSafeIntegers(true);
+      // Checkpoint less often than the default 1,000 pages: the pages every commit touches
+      // (the table's last page, the sequence) are then copied once per checkpoint, not per 1,000.
+      this.db.pragma("wal_autocheckpoint = 10000");
       this.db.exec(SCHEMA);
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite store at ${path}: ${(error as Error).message}`, { cause: error });
@@ -118,27 +146,71 @@ export class SqliteEventStore implements EventStore {
         "SELECT * FROM events WHERE position > ? AND substr(stream, 1, length(?)) = ? ORDER BY position ASC LIMIT ?",
       ),
     };
+    const appendOne = db.transaction((append: PendingAppend) => this.appendInTransaction(append.stream, append.events, append.expected));
+    this.commitGroup = db.transaction((batch: PendingAppend[]) =>
+      batch.map((append): AppendOutcome => {
+        try {
+          return { ok: true, result: appendOne(append) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
   }
 
   async append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
     this.assertOpen();
     if (events.length === 0) throw new RangeError("append needs at least one event");
-    const result = this.db.transaction(() => this.appendInTransaction(stream, events, expected)).immediate();
-    this.appended.emit("append");
-    return result;
+    return new Promise((resolve, reject) => {
+      if (this.pending.push({ stream, events, expected, resolve, reject }) === 1) setImmediate(this.flush);
+    });
   }
 
-  private appendInTransaction(stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
-    const repeated = this.findRepeatedAppend(stream, events);
-    if (repeated) return repeated;
+  /**
+   * Group commit: the appends that arrived during one turn of the event loop
+   * share one write transaction, so one sync to disk (the cost that dominates
+   * an append with synchronous=FULL), up to maxGroupSize per transaction.
+   * Each append runs in its own savepoint (better-sqlite3 nests transactions
+   * as savepoints), so one failing its expected-revision check fails alone.
+   * Every promise settles only after COMMIT has returned: an acknowledged
+   * append is on disk.
+   */
+  private readonly flush = (): void => {
+    // At most maxGroupSize per commit; the rest goes in the next one, right after these have been answered.
+    const batch = this.pending.splice(0, this.maxGroupSize);
+    if (this.pending.length > 0) setImmediate(this.flush);
+    if (batch.length === 0) return;
+    let outcomes: AppendOutcome[];
+    try {
+      outcomes = this.commitGroup.immediate(batch);
+    } catch (error) {
+      // The transaction itself failed (e.g. the file is locked or the disk full): nothing was written.
+      for (const append of batch) append.reject(error);
+      return;
+    }
+    this.appended.emit("append");
+    for (const [index, append] of batch.entries()) {
+      const outcome = outcomes[index]!;
+      if (outcome.ok) append.resolve(outcome.result);
+      else append.reject(outcome.error);
+    }
+  };
 
+  private appendInTransaction(stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
     const last = this.statements.lastRevision.get(stream)?.revision ?? null;
     const actual = last === null ? "no_stream" : last;
+    const exact = expected === "no_stream" || typeof expected === "bigint";
     const matches =
       expected === "any" ||
       (expected === "no_stream" && last === null) ||
       (expected === "stream_exists" && last !== null) ||
       (typeof expected === "bigint" && last === expected);
+    // When an exact expectation holds, the events cannot be in the stream already (they would
+    // come after it): the common case skips the look-up by event id.
+    if (!(exact && matches)) {
+      const repeated = this.findRepeatedAppend(stream, events);
+      if (repeated) return repeated;
+    }
     if (!matches) throw new WrongExpectedRevisionError(stream, expected, actual);
 
     const now = Date.now();
@@ -146,15 +218,13 @@ export class SqliteEventStore implements EventStore {
     let position = 0n;
     for (const event of events) {
       revision += 1n;
-      const info = this.statements.insert.run(
-        stream,
-        revision,
-        event.id,
-        event.type,
-        JSON.stringify(event.data),
-        JSON.stringify(event.metadata),
-        now,
-      );
+      let info: Database.RunResult;
+      try {
+        info = this.statements.insert.run(stream, revision, event.id, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata), now);
+      } catch (error) {
+        if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE") throw this.duplicate(event.id, error);
+        throw error;
+      }
       position = BigInt(info.lastInsertRowid);
     }
     return { nextExpectedRevision: revision, position: String(position) };
@@ -171,11 +241,19 @@ export class SqliteEventStore implements EventStore {
     for (const [index, event] of events.entries()) {
       const row = index === 0 ? first : this.statements.byEventId.get(event.id);
       if (!row || row.stream !== stream || row.revision !== first.revision + BigInt(index)) {
-        throw new Error(`event id ${event.id} was already written elsewhere; event ids must be unique`);
+        // Not a repeat of one earlier append: report the first event already stored.
+        throw this.duplicate(events.find((e) => this.statements.byEventId.get(e.id))!.id);
       }
       last = row;
     }
     return { nextExpectedRevision: last.revision, position: String(last.position) };
+  }
+
+  /** The event id is taken: say where, so the caller can answer from history. */
+  private duplicate(eventId: string, cause?: unknown): Error {
+    const row = this.statements.byEventId.get(eventId);
+    if (!row) return new Error(`event id ${eventId} could not be written`, { cause });
+    return new DuplicateEventError(row.stream, eventId, row.revision);
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
@@ -227,6 +305,7 @@ export class SqliteEventStore implements EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    while (this.pending.length > 0) this.flush(); // appends already accepted still get written
     await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
     this.db.close();
   }

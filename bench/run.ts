@@ -1,0 +1,282 @@
+/**
+ * `npm run bench` — eventbank against the honest ceiling, a grpc-js server
+ * answering the same RPCs from memory (bench/echo-server.ts).
+ *
+ * 1. Throughput: 64 Deposits in flight, (a) spread over 64 accounts, (b) all
+ *    on one hot account, from a separate load process per server. Rounds
+ *    alternate between the servers so their ratio holds while the machine's
+ *    speed drifts; the ratio reported is the median of adjacent pairs.
+ * 2. Load cost against stream length: one Deposit on an account with 10,
+ *    10,000 and 100,000 prior events, seeded straight into the SQLite file;
+ *    first ever, first after a restart (cold) and warm; server RSS.
+ * 3. (full run) RSS while the number of accounts grows past the cache size.
+ *
+ * `--quick`: short rounds and short streams, a few seconds, for CI; exits
+ * non-zero unless every part ran and reported. The full run also writes the
+ * results into docs/performance.md between the bench markers.
+ */
+import { credentials, type ServiceError } from "@grpc/grpc-js";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { AccountServiceClient } from "../client/src/gen/bank/v1/account_service.js";
+import type { RoundResult } from "./load.js";
+import { ROOT, startLoad, startServer, type LoadChild, type ServerChild } from "./processes.js";
+import { seedStreams } from "./seed.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const entry = optionValue("--entry") ?? "server/src/main.ts";
+const command = `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`;
+
+const settings = quick
+  ? { rounds: 3, warmupMs: 150, durationMs: 400, lengths: [10, 1_000, 10_000], restarts: 1, warmDeposits: 10, growAccounts: 0 }
+  : { rounds: 5, warmupMs: 1_000, durationMs: 3_000, lengths: [10, 10_000, 100_000], restarts: 3, warmDeposits: 30, growAccounts: 30_000 };
+const CONCURRENCY = 64;
+const SPREAD_ACCOUNTS = Array.from({ length: 64 }, (_, i) => `spread-${i}`);
+const HOT_ACCOUNT = ["hot"];
+
+const dir = mkdtempSync(join(tmpdir(), "eventbank-bench-"));
+const servers: ServerChild[] = [];
+const loads: LoadChild[] = [];
+const report: string[] = [];
+const problems: string[] = [];
+
+try {
+  const machine = `${cpus().length} cores (nproc), ${cpuModel()}, Node ${process.version}`;
+  print(`## Results (${quick ? "quick" : "full"} run)`, "");
+  print(`- Machine: ${machine}`, `- Command: \`${command}\``, `- Date: ${new Date().toISOString()}`, "");
+  await throughput();
+  await streamLength();
+  if (settings.growAccounts > 0) await accountGrowth();
+} catch (error) {
+  problems.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
+} finally {
+  for (const load of loads) load.stop();
+  await Promise.all(servers.map((server) => server.stop()));
+  rmSync(dir, { recursive: true, force: true });
+}
+
+if (problems.length > 0) {
+  process.stderr.write(`bench failed:\n${problems.join("\n")}\n`);
+  process.exit(1);
+}
+if (!quick) writeDocs(report.join("\n"));
+
+// ---------------------------------------------------------------------------
+
+interface Target {
+  name: string;
+  server: ServerChild;
+  load: LoadChild;
+  results: { spread: RoundResult[]; hot: RoundResult[] };
+}
+
+async function throughput(): Promise<void> {
+  const targets: Target[] = [];
+  const add = async (name: string, script: string, env: Record<string, string>) => {
+    const server = await startServer(script, env, join(dir, `${name}.log`));
+    servers.push(server);
+    const load = startLoad();
+    loads.push(load);
+    await load.setup(server.address, [...SPREAD_ACCOUNTS, ...HOT_ACCOUNT]);
+    targets.push({ name, server, load, results: { spread: [], hot: [] } });
+  };
+  await add("grpc-js echo", "bench/echo-server.ts", {});
+  await add("eventbank", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput.sqlite"), LOG_LEVEL: "warn" });
+  if (!quick) {
+    await add("eventbank, LOG_LEVEL=info", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-info.sqlite"), LOG_LEVEL: "info" });
+  }
+
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const variant of ["spread", "hot"] as const) {
+      // Rotate who goes first, so neither side always gets the warmer machine.
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[(i + round) % targets.length]!;
+        const result = await target.load.round({
+          accounts: variant === "spread" ? SPREAD_ACCOUNTS : HOT_ACCOUNT,
+          concurrency: CONCURRENCY,
+          warmupMs: settings.warmupMs,
+          durationMs: settings.durationMs,
+        });
+        if (result.errors > 0) problems.push(`${target.name} ${variant}: ${result.errors} errors, first: ${result.firstError}`);
+        if (!(result.ok > 0)) problems.push(`${target.name} ${variant}: no OK responses`);
+        target.results[variant].push(result);
+      }
+    }
+  }
+
+  const baseline = targets[0]!;
+  print(
+    `### Deposit throughput, ${CONCURRENCY} in flight, ${settings.rounds} alternating rounds of ${settings.durationMs / 1000} s per server`,
+    "",
+    "| server | variant | OK/s (median) | p50 ms | p99 ms | throughput ratio | p99 ratio |",
+    "|---|---|---:|---:|---:|---:|---:|",
+  );
+  for (const variant of ["spread", "hot"] as const) {
+    for (const target of targets) {
+      const rounds = target.results[variant];
+      const base = baseline.results[variant];
+      const okRatio = median(rounds.map((r, i) => r.okPerSecond / base[i]!.okPerSecond));
+      const p99Ratio = median(rounds.map((r, i) => r.p99Ms / base[i]!.p99Ms));
+      const label = variant === "spread" ? "64 accounts" : "1 hot account";
+      print(
+        `| ${target.name} | ${label} | ${fmt(median(rounds.map((r) => r.okPerSecond)), 0)} | ${fmt(median(rounds.map((r) => r.p50Ms)), 2)} | ${fmt(median(rounds.map((r) => r.p99Ms)), 2)} | ${target === baseline ? "1" : `**${fmt(okRatio, 2)}x**`} | ${target === baseline ? "1" : `${fmt(p99Ratio, 2)}x`} |`,
+      );
+    }
+  }
+  print("", `Server RSS after the rounds: ${targets.map((t) => `${t.name} ${t.server.rssMiB()} MiB`).join(", ")}.`, "");
+}
+
+async function streamLength(): Promise<void> {
+  const file = join(dir, "lengths.sqlite");
+  const accounts = settings.lengths.map((length) => ({ length, accountId: `len-${length}` }));
+  const seedStarted = performance.now();
+  await seedStreams(file, accounts);
+  const seedSeconds = (performance.now() - seedStarted) / 1000;
+
+  const firstEver = new Map<number, number>();
+  const cold = new Map<number, number[]>();
+  const warm = new Map<number, number>();
+  const rss: number[] = [];
+  for (let restart = 0; restart <= settings.restarts; restart++) {
+    const server = await startServer(entry, { EVENTBANK_SQLITE_PATH: file, LOG_LEVEL: "warn" }, join(dir, `lengths-${restart}.log`));
+    const client = new AccountServiceClient(server.address, credentials.createInsecure());
+    try {
+      // Warm the code path (JIT, connection) on an unrelated account first.
+      const warmup = `warmup-${restart}`;
+      await openAccount(client, warmup);
+      for (let i = 0; i < 50; i++) await timedDeposit(client, warmup, `${warmup}-${i}`);
+      for (const { length, accountId } of accounts) {
+        const ms = await timedDeposit(client, accountId, `cold-${restart}-${accountId}`);
+        if (restart === 0) firstEver.set(length, ms);
+        else cold.set(length, [...(cold.get(length) ?? []), ms]);
+      }
+      if (restart === settings.restarts) {
+        for (const { length, accountId } of accounts) {
+          const times: number[] = [];
+          for (let i = 0; i < settings.warmDeposits; i++) times.push(await timedDeposit(client, accountId, `warm-${accountId}-${i}`));
+          warm.set(length, median(times));
+        }
+      }
+      rss.push(server.rssMiB());
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  }
+
+  const base = { cold: median(cold.get(settings.lengths[0]!)!), warm: warm.get(settings.lengths[0]!)! };
+  print(
+    `### One Deposit against stream length (sequential, one client; cold = first Deposit on the account after a restart, median of ${settings.restarts})`,
+    "",
+    `Streams seeded straight into the SQLite file (${fmt(seedSeconds, 1)} s); the first process ever to load them finds no snapshot.`,
+    "",
+    "| prior events | first load ever, ms | cold after restart, ms | cold ratio to 10 events | warm, ms (median) | warm ratio |",
+    "|---:|---:|---:|---:|---:|---:|",
+  );
+  for (const { length } of accounts) {
+    const coldMs = median(cold.get(length)!);
+    const warmMs = warm.get(length)!;
+    print(
+      `| ${length.toLocaleString("en-US")} | ${fmt(firstEver.get(length)!, 2)} | ${fmt(coldMs, 2)} | **${fmt(coldMs / base.cold, 2)}x** | ${fmt(warmMs, 2)} | ${fmt(warmMs / base.warm, 2)}x |`,
+    );
+  }
+  print("", `Server RSS after each process's deposits: ${rss.map((v) => `${v} MiB`).join(", ")}.`, "");
+}
+
+/** RSS as accounts grow past the cache size (EVENTBANK_CACHE_SIZE, 10,000 by default). */
+async function accountGrowth(): Promise<void> {
+  const server = await startServer(entry, { EVENTBANK_SQLITE_PATH: join(dir, "growth.sqlite"), LOG_LEVEL: "warn" }, join(dir, "growth.log"));
+  const client = new AccountServiceClient(server.address, credentials.createInsecure());
+  const samples: string[] = [];
+  try {
+    const step = settings.growAccounts / 6;
+    for (let opened = 0; opened < settings.growAccounts; ) {
+      const batch = Array.from({ length: step }, (_, i) => `grow-${opened + i}`);
+      // 64 at a time: open, then one deposit each.
+      for (let i = 0; i < batch.length; i += 64) {
+        await Promise.all(
+          batch.slice(i, i + 64).map(async (accountId) => {
+            await openAccount(client, accountId);
+            await deposit(client, accountId, `dep-${accountId}`, 5n);
+          }),
+        );
+      }
+      opened += step;
+      samples.push(`${opened.toLocaleString("en-US")} accounts: ${server.rssMiB()} MiB`);
+    }
+  } finally {
+    client.close();
+    await server.stop();
+  }
+  print("### Server RSS as accounts grow (open + one deposit each, default cache of 10,000 accounts)", "", samples.join(", ") + ".", "");
+}
+
+// ---------------------------------------------------------------------------
+
+function openAccount(client: AccountServiceClient, accountId: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.openAccount({ accountId, owner: "Bench", currency: "EUR", commandId: `open-${accountId}` }, (error: ServiceError | null) =>
+      error ? reject(error) : resolve(),
+    ),
+  );
+}
+
+function deposit(client: AccountServiceClient, accountId: string, commandId: string, amount = 1n): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.deposit({ accountId, amount, commandId }, (error: ServiceError | null) => (error ? reject(error) : resolve())),
+  );
+}
+
+async function timedDeposit(client: AccountServiceClient, accountId: string, commandId: string): Promise<number> {
+  const started = performance.now();
+  await deposit(client, accountId, commandId);
+  return performance.now() - started;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function fmt(value: number, digits: number): string {
+  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function print(...lines: string[]): void {
+  for (const line of lines) {
+    report.push(line);
+    process.stdout.write(`${line}\n`);
+  }
+}
+
+function cpuModel(): string {
+  const match = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+  return match?.[1]?.trim() ?? "unknown CPU";
+}
+
+function optionValue(name: string): string | undefined {
+  const found = args.find((arg) => arg.startsWith(`${name}=`));
+  return found?.slice(name.length + 1);
+}
+
+/** Replaces the generated part of docs/performance.md, keeping the hand-written rest. */
+function writeDocs(results: string): void {
+  const path = join(ROOT, "docs/performance.md");
+  const begin = "<!-- bench:begin (written by npm run bench) -->";
+  const end = "<!-- bench:end -->";
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    text = `# Performance\n\n${begin}\n${end}\n`;
+  }
+  const from = text.indexOf(begin);
+  const to = text.indexOf(end);
+  const block = `${begin}\n${results}\n${end}`;
+  text = from >= 0 && to > from ? text.slice(0, from) + block + text.slice(to + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(path, text);
+  process.stdout.write(`wrote ${path}\n`);
+}

@@ -1,0 +1,72 @@
+/**
+ * Snapshots in the embedded SQLite file, in their own table next to the
+ * events, one row per stream (the latest snapshot only).
+ *
+ * It has its own connection with synchronous=NORMAL: a snapshot is a cache,
+ * so it does not pay for a sync to disk of its own; after a power loss the
+ * worst case is an older snapshot (or none) and a longer replay. Its writes
+ * are synchronous on the calling thread, so they never wait behind the event
+ * store's transaction in the same process.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { StoreUnavailableError } from "./event-store.js";
+import type { SnapshotStore, StoredSnapshot } from "./snapshot-store.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS snapshots (
+  stream   TEXT    PRIMARY KEY,
+  revision INTEGER NOT NULL,
+  version  INTEGER NOT NULL,
+  state    TEXT    NOT NULL
+);
+`;
+
+export class SqliteSnapshotStore implements SnapshotStore {
+  private readonly db: Database.Database;
+  private readonly select: Database.Statement<[string], { revision: bigint; version: bigint; state: string }>;
+  private readonly upsert: Database.Statement<[string, bigint, number, string]>;
+  private closed = false;
+
+  constructor(path: string) {
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path, { timeout: 5_000 });
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = NORMAL");
+      this.db.defaultSafeIntegers(true);
+      this.db.exec(SCHEMA);
+    } catch (error) {
+      throw new StoreUnavailableError(`cannot open SQLite snapshots at ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    this.select = this.db.prepare("SELECT revision, version, state FROM snapshots WHERE stream = ?");
+    // Never replace a snapshot with an older one (writes may finish out of order).
+    this.upsert = this.db.prepare(
+      `INSERT INTO snapshots (stream, revision, version, state) VALUES (?, ?, ?, ?)
+       ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision, version = excluded.version, state = excluded.state
+       WHERE excluded.revision >= snapshots.revision OR excluded.version <> snapshots.version`,
+    );
+  }
+
+  async read(stream: string): Promise<StoredSnapshot | undefined> {
+    this.assertOpen();
+    const row = this.select.get(stream);
+    return row && { stream, revision: row.revision, version: Number(row.version), state: row.state };
+  }
+
+  async write(snapshot: StoredSnapshot): Promise<void> {
+    this.assertOpen();
+    this.upsert.run(snapshot.stream, snapshot.revision, snapshot.version, snapshot.state);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError("the SQLite snapshot store is closed");
+  }
+}
