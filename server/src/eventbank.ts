@@ -52,6 +52,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
   const snapshots = store ? undefined : await createSnapshotStore(config);
   const commands = new AccountCommandHandler(eventStore, {
     cacheSize: config.cacheSize,
+    cacheMaxCommands: config.cacheMaxCommands,
     idempotencyWindow: config.idempotencyWindow,
     maxAttempts: config.maxAttempts,
     snapshots,

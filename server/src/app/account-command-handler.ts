@@ -63,6 +63,11 @@ export interface CommandHandlerOptions {
   maxAttempts?: number;
   /** Accounts kept in memory. */
   cacheSize?: number;
+  /**
+   * Command outcomes (idempotency window entries) the cached accounts may
+   * hold in total, so memory stays bounded when many accounts are busy.
+   */
+  cacheMaxCommands?: number;
   /** Most recent command ids remembered per account. */
   idempotencyWindow?: number;
   /** Rejected commands remembered by this process. */
@@ -121,7 +126,10 @@ export class AccountCommandHandler {
     options: CommandHandlerOptions = {},
   ) {
     this.maxAttempts = options.maxAttempts ?? 5;
-    this.cache = new LruCache(options.cacheSize ?? 10_000);
+    this.cache = new LruCache(options.cacheSize ?? 10_000, {
+      weigh: (account) => account.recentCommands.size,
+      maxWeight: options.cacheMaxCommands ?? 1_000_000,
+    });
     this.idempotencyWindow = options.idempotencyWindow ?? 1_000;
     this.rejections = new LruCache(options.rejectionMemory ?? 10_000);
     this.readPageSize = options.readPageSize ?? 1_000;
