@@ -1,5 +1,5 @@
 /** Each error class, decoded from what a real server sends. */
-import { Server, ServerCredentials, status, type ServiceError, Metadata, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -22,9 +22,7 @@ import {
   UnavailableError,
   type AccountClient,
 } from "../../client/src/index.js";
-import { AccountServiceService } from "../../client/src/gen/bank/v1/account_service.js";
-import { ErrorInfo } from "../../client/src/gen/google/rpc/error_details.js";
-import { Status } from "../../client/src/gen/google/rpc/status.js";
+import { hashToken } from "../../server/src/grpc/auth.js";
 import { StoreUnavailableError } from "../../server/src/store/event-store.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { FaultyStore, newId, storedEvent, tempSqlitePath } from "./helpers.js";
@@ -235,35 +233,24 @@ describe("errors of the transport and of later features", () => {
     }
   });
 
-  it("UnauthenticatedError and PermissionDeniedError from a server that has auth", async () => {
-    // The eventbank server has no auth yet: a stand-in answers as it will, with an ErrorInfo.
-    const deny = (code: status, reason: string): ServiceError => {
-      const info = ErrorInfo.encode({ reason, domain: "eventbank", metadata: {} }).finish();
-      const details = Status.encode({ code, message: reason, details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }] }).finish();
-      const metadata = new Metadata();
-      metadata.set("grpc-status-details-bin", Buffer.from(details));
-      return Object.assign(new Error(reason), { code, details: reason, metadata });
-    };
-    const standIn = new Server();
-    const handlers: UntypedServiceImplementation = {
-      getAccount: (_call: unknown, callback: (error: ServiceError) => void) => callback(deny(status.UNAUTHENTICATED, "UNAUTHENTICATED")),
-      deposit: (_call: unknown, callback: (error: ServiceError) => void) => callback(deny(status.PERMISSION_DENIED, "PERMISSION_DENIED")),
-    };
-    standIn.addService(AccountServiceService, handlers);
-    const port = await new Promise<number>((resolve, reject) =>
-      standIn.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-    );
-    const client = createAccountClient({ address: `127.0.0.1:${port}` });
+  it("UnauthenticatedError and PermissionDeniedError from the real server's API keys, and a key that works", async () => {
+    const keys = [{ name: "auditor", sha256: hashToken("auditor-token").toString("hex"), scopes: ["accounts:read"] }];
+    const server = await startTestServer({ env: { EVENTBANK_API_KEYS: JSON.stringify(keys) } });
+    const anonymous = createAccountClient({ address: server.address });
+    const auditor = createAccountClient({ address: server.address, metadata: { authorization: "Bearer auditor-token" } });
     try {
-      const unauthenticated = await failure(client.getAccount("a"));
+      const unauthenticated = await failure(anonymous.getAccount("a"));
       expect(unauthenticated).toBeInstanceOf(UnauthenticatedError);
       expect(unauthenticated).toMatchObject({ code: 16, reason: "UNAUTHENTICATED" });
-      const denied = await failure(client.deposit({ accountId: "a", amount: 1n }));
+      const denied = await failure(auditor.deposit({ accountId: "a", amount: 1n }));
       expect(denied).toBeInstanceOf(PermissionDeniedError);
       expect(denied).toMatchObject({ code: 7, reason: "PERMISSION_DENIED" });
+      // Authenticated and in scope: the call reaches the account rules.
+      expect(await failure(auditor.getAccount("a"))).toBeInstanceOf(AccountNotFoundError);
     } finally {
-      client.close();
-      standIn.forceShutdown();
+      anonymous.close();
+      auditor.close();
+      await server.stop();
     }
   });
 });
