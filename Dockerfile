@@ -11,8 +11,9 @@ WORKDIR /app
 # Manifests first, so the dependency layer is cached until they change.
 COPY package.json package-lock.json ./
 COPY client/package.json client/package.json
-# Full install: the server runs TypeScript through tsx, a devDependency.
-RUN npm ci --no-audit --no-fund
+# Runtime dependencies only (the server runs its TypeScript through tsx, a dependency);
+# buf, ts-proto, vitest and the like stay out of the image.
+RUN npm ci --omit=dev --no-audit --no-fund
 COPY tsconfig.json ./
 COPY proto proto
 COPY client client

@@ -104,7 +104,7 @@ describe("Dockerfile", () => {
   it("builds in stages on node:20-bookworm-slim", () => {
     expect(froms.length).toBeGreaterThanOrEqual(2);
     for (const from of froms) expect(from).toMatch(/^FROM node:20-bookworm-slim\b/);
-    expect(dockerfile).toMatch(/npm ci\b/);
+    expect(dockerfile).toMatch(/npm ci --omit=dev\b/);
     expect(dockerfile).toMatch(/python3.*make.*g\+\+/);
     expect(dockerfile).toMatch(/COPY --from=build/);
   });
