@@ -35,6 +35,9 @@ export class SqliteSnapshotStore implements SnapshotStore {
       this.db = new Database(path, { timeout: 5_000 });
       this.db.pragma("journal_mode = WAL");
       this.db.pragma("synchronous = NORMAL");
+      // The WAL is shared with the event store's connection, which checkpoints it
+      // on its own schedule (wal_autocheckpoint 10000); this one should not add more.
+      this.db.pragma("wal_autocheckpoint = 0");
       this.db.defaultSafeIntegers(true);
       this.db.exec(SCHEMA);
     } catch (error) {
