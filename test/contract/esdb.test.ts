@@ -6,10 +6,11 @@
  * EVENTSTORE_CONNECTION_STRING is set. The suite uses unique stream names,
  * so a persistent real store is fine.
  */
-import { afterAll, beforeAll } from "vitest";
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEsdbEventStore } from "../../server/src/store/esdb-event-store.js";
 import { startEsdbDouble, type EsdbDouble } from "../support/esdb-double/server.js";
-import { describeEventStoreContract } from "./event-store-contract.js";
+import { describeEventStoreContract, event } from "./event-store-contract.js";
 
 let current: EsdbDouble;
 let legacy: EsdbDouble;
@@ -28,6 +29,41 @@ describeEventStoreContract("esdb (gRPC double, BatchAppend)", async () => {
 describeEventStoreContract("esdb (gRPC double, plain Append)", async () => {
   const store = createEsdbEventStore(legacy.connectionString);
   return { store, cleanup: () => store.close() };
+});
+
+describe("EventStoreDB adapter on the wire", () => {
+  it("sends the caller's event ids, JSON data and metadata, and an explicit expected revision", async () => {
+    const store = createEsdbEventStore(current.connectionString);
+    try {
+      const stream = `wire-${randomUUID()}`;
+      const sent = event("Wired", { amount: "5" });
+      await store.append(stream, [sent], "no_stream");
+      const stored = current.events.find((e) => e.stream === stream);
+      expect(stored).toMatchObject({ id: sent.id, type: "Wired", revision: 0n, contentType: "application/json" });
+      expect(JSON.parse(Buffer.from(stored!.data).toString("utf8"))).toEqual({ amount: "5" });
+      expect(JSON.parse(Buffer.from(stored!.metadata).toString("utf8"))).toMatchObject(sent.metadata);
+      // An explicit expectation, not the client's default "any": a second no_stream append conflicts.
+      await expect(store.append(stream, [event("Again")], "no_stream")).rejects.toMatchObject({ actual: 0n });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("releases the server-side subscription when closed", async () => {
+    const store = createEsdbEventStore(current.connectionString);
+    try {
+      const before = current.activeSubscriptions();
+      const subscription = store.subscribeToStream(`idle-${randomUUID()}`);
+      const iterator = subscription[Symbol.asyncIterator]();
+      expect((await iterator.next()).value).toEqual({ type: "caught_up" });
+      expect(current.activeSubscriptions()).toBe(before + 1);
+      await subscription.close();
+      for (let i = 0; i < 100 && current.activeSubscriptions() !== before; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(current.activeSubscriptions()).toBe(before);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 const real = process.env.EVENTSTORE_CONNECTION_STRING;

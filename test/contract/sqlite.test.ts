@@ -1,8 +1,11 @@
+import Database from "better-sqlite3";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import { SqliteEventStore } from "../../server/src/store/sqlite-event-store.js";
-import { describeEventStoreContract } from "./event-store-contract.js";
+import { describeEventStoreContract, event } from "./event-store-contract.js";
 
 describeEventStoreContract("sqlite", async () => {
   const dir = mkdtempSync(join(tmpdir(), "eventbank-contract-"));
@@ -14,4 +17,32 @@ describeEventStoreContract("sqlite", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe("SQLite store, beyond the contract", () => {
+  it("keeps its file in WAL mode and lets a second connection's subscription see the first one's appends", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "eventbank-sqlite-"));
+    const file = join(dir, "events.sqlite");
+    const writer = new SqliteEventStore(file, { pollIntervalMs: 20 });
+    const reader = new SqliteEventStore(file, { pollIntervalMs: 20 });
+    try {
+      const inspect = new Database(file, { readonly: true });
+      expect(inspect.pragma("journal_mode", { simple: true })).toBe("wal");
+      inspect.close();
+
+      const stream = `s-${randomUUID()}`;
+      const subscription = reader.subscribeToAll();
+      const iterator = subscription[Symbol.asyncIterator]();
+      expect((await iterator.next()).value).toEqual({ type: "caught_up" });
+      // Only polling can notice this append: it comes through another connection.
+      await writer.append(stream, [event("FromTheOtherConnection")], "no_stream");
+      const next = await iterator.next();
+      expect(next.value?.type === "event" && next.value.event.type).toBe("FromTheOtherConnection");
+      await subscription.close();
+    } finally {
+      await writer.close();
+      await reader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
