@@ -37,13 +37,16 @@ export class EsdbSnapshotStore implements SnapshotStore {
   async read(stream: string): Promise<StoredSnapshot | undefined> {
     const read = this.client.readStream(snapshotStream(stream), { direction: BACKWARDS, fromRevision: END, maxCount: 1 });
     const latest = async (): Promise<StoredSnapshot | undefined> => {
+      let found: StoredSnapshot | undefined;
+      // Read to the end (one event) rather than returning from inside the loop: a read
+      // abandoned mid-call keeps the client from ever finishing dispose().
       for await (const resolved of read) {
         const event = resolved.event;
-        if (!event?.isJson || event.type !== SNAPSHOT_EVENT_TYPE) return undefined;
+        if (found || !event?.isJson || event.type !== SNAPSHOT_EVENT_TYPE) continue;
         const { revision, version, state } = event.data as SnapshotData;
-        return { stream, revision: BigInt(revision), version, state: JSON.stringify(state) };
+        found = { stream, revision: BigInt(revision), version, state: JSON.stringify(state) };
       }
-      return undefined;
+      return found;
     };
     let timer: NodeJS.Timeout | undefined;
     // The client puts no deadline on reads: a snapshot that does not come is not worth waiting for.
