@@ -19,37 +19,52 @@ export interface Eventbank {
   stop(): Promise<void>;
 }
 
-export async function createStore(config: Config): Promise<EventStore> {
+export interface Stores {
+  events: EventStore;
+  /** Absent when EVENTBANK_SNAPSHOT_EVERY=0. */
+  snapshots: SnapshotStore | undefined;
+  /** Closes both (the snapshot store first: on EventStoreDB they share one connection). */
+  close(): Promise<void>;
+}
+
+/** The configured event store and, beside it, the snapshot store. */
+export async function createStores(config: Config): Promise<Stores> {
+  const withSnapshots = config.snapshotEvery > 0;
+  let events: EventStore;
+  let snapshots: SnapshotStore | undefined;
   switch (config.store) {
     case "sqlite":
-      return new SqliteEventStore(config.sqlitePath);
+      events = new SqliteEventStore(config.sqlitePath);
+      snapshots = withSnapshots ? new SqliteSnapshotStore(config.sqlitePath) : undefined;
+      break;
     case "esdb": {
-      const { createEsdbEventStore } = await import("./store/esdb-event-store.js");
-      return createEsdbEventStore(config.eventStoreConnectionString!, {
+      const { EventStoreDBClient } = await import("@eventstore/db-client");
+      const { EsdbEventStore } = await import("./store/esdb-event-store.js");
+      const { EsdbSnapshotStore } = await import("./store/esdb-snapshot-store.js");
+      // One connection for both; the event store owns it and disposes of it.
+      const client = EventStoreDBClient.connectionString(config.eventStoreConnectionString!);
+      events = new EsdbEventStore(client, {
         operationTimeoutMs: config.esdbOperationTimeoutMs,
         resubscribeTimeoutMs: config.esdbResubscribeTimeoutMs,
       });
+      snapshots = withSnapshots ? new EsdbSnapshotStore(client) : undefined;
+      break;
     }
   }
-}
-
-/** Snapshots next to the events; none when EVENTBANK_SNAPSHOT_EVERY=0. */
-export async function createSnapshotStore(config: Config): Promise<SnapshotStore | undefined> {
-  if (config.snapshotEvery === 0) return undefined;
-  switch (config.store) {
-    case "sqlite":
-      return new SqliteSnapshotStore(config.sqlitePath);
-    case "esdb": {
-      const { EsdbSnapshotStore } = await import("./store/esdb-snapshot-store.js");
-      return EsdbSnapshotStore.fromConnectionString(config.eventStoreConnectionString!);
-    }
-  }
+  return {
+    events,
+    snapshots,
+    close: async () => {
+      await snapshots?.close();
+      await events.close();
+    },
+  };
 }
 
 export async function startEventbank(config: Config, logger: Logger, store?: EventStore): Promise<Eventbank> {
-  const eventStore = store ?? (await createStore(config));
   // A store passed in (tests) comes without snapshots.
-  const snapshots = store ? undefined : await createSnapshotStore(config);
+  const stores: Stores = store ? { events: store, snapshots: undefined, close: () => store.close() } : await createStores(config);
+  const { events: eventStore, snapshots } = stores;
   const commands = new AccountCommandHandler(eventStore, {
     cacheSize: config.cacheSize,
     cacheMaxCommands: config.cacheMaxCommands,
@@ -84,8 +99,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       admitSubscription: () => subscriptions.admit(),
     });
   } catch (error) {
-    await eventStore.close();
-    await snapshots?.close();
+    await stores.close();
     throw error;
   }
   let stopping: Promise<void> | undefined;
@@ -95,8 +109,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     stop: () => {
       stopping ??= (async () => {
         await server.shutdown(config.shutdownGraceMs);
-        await eventStore.close();
-        await snapshots?.close();
+        await stores.close();
       })();
       return stopping;
     },
