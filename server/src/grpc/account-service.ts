@@ -40,12 +40,9 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
       release();
       throw error;
     }
-    let released = false;
+    // release() is idempotent (SubscriptionLimit), so every way out may call it.
     const close = async () => {
-      if (!released) {
-        released = true;
-        release();
-      }
+      release();
       await source.close();
     };
     return {

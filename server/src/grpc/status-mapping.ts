@@ -7,7 +7,7 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { ErrorInfo } from "../../../client/src/gen/google/rpc/error_details.js";
 import { Status } from "../../../client/src/gen/google/rpc/status.js";
-import { CommandCancelledError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "../app/errors.js";
+import { CommandCancelledError, CommandIdReusedError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "../app/errors.js";
 import {
   AccountAlreadyExistsError,
   AccountClosedError,
@@ -63,7 +63,7 @@ export function mapError(error: unknown): MappedStatus {
 }
 
 function domainCode(error: DomainError): status {
-  if (error instanceof ValidationError) return status.INVALID_ARGUMENT;
+  if (error instanceof ValidationError || error instanceof CommandIdReusedError) return status.INVALID_ARGUMENT;
   if (error instanceof AccountNotFoundError) return status.NOT_FOUND;
   if (error instanceof AccountAlreadyExistsError) return status.ALREADY_EXISTS;
   if (
@@ -75,7 +75,6 @@ function domainCode(error: DomainError): status {
     return status.FAILED_PRECONDITION;
   }
   if (error instanceof RevisionConflictError || error instanceof ConcurrencyRetriesExhaustedError) return status.ABORTED;
-  if (error.reason === "COMMAND_ID_REUSED") return status.INVALID_ARGUMENT;
   return status.FAILED_PRECONDITION;
 }
 

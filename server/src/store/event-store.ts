@@ -145,5 +145,5 @@ export class InvalidPositionError extends Error {
 }
 
 /** The stream of one account; ids are validated before they get here. */
-export const accountStream = (accountId: string): string => `account-${accountId}`;
 export const ACCOUNT_STREAM_PREFIX = "account-";
+export const accountStream = (accountId: string): string => ACCOUNT_STREAM_PREFIX + accountId;
