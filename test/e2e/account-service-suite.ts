@@ -353,9 +353,7 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         expect(server.eventbank.server.openStreams()).toBe(before + 1);
         stream.cancel();
         await waitFor(() => server.eventbank.server.openStreams() === before);
-        // The store subscription is gone too: later appends reach nobody and nothing leaks.
-        await deposit(id, 1n);
-        expect(server.eventbank.server.openStreams()).toBe(before);
+        // That the store subscription closes too is checked in limits.test.ts, with an instrumented store.
       });
     });
 

@@ -50,6 +50,20 @@ describe("limits", () => {
     client.close();
   });
 
+  it("closes the store subscription when the client cancels its stream", async () => {
+    await seedOpened("watched");
+    const client = connect(server.address);
+    const stream = client.subscribeAccount({ accountId: "watched" });
+    stream.on("error", () => {}); // CANCELLED, from our own cancel()
+    await new Promise((resolve) => stream.once("data", resolve));
+    expect(store.openSubscriptions).toBe(1);
+    stream.cancel();
+    for (let i = 0; i < 100 && store.openSubscriptions > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(store.openSubscriptions).toBe(0);
+    expect(server.eventbank.server.openStreams()).toBe(0);
+    client.close();
+  });
+
   it("reads ahead only a bounded amount for a subscriber that stops reading", async () => {
     const total = 20_000;
     await seedOpened("busy");

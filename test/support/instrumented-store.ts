@@ -17,6 +17,8 @@ import type {
 export class InstrumentedStore implements EventStore {
   /** Messages pulled out of store subscriptions so far. */
   pulled = 0;
+  /** Store subscriptions opened and not yet closed. */
+  openSubscriptions = 0;
   /** Added to every readStream. */
   readDelayMs = 0;
   appends = 0;
@@ -47,12 +49,25 @@ export class InstrumentedStore implements EventStore {
 
   private counted(subscription: Subscription): Subscription {
     const counter = this;
+    counter.openSubscriptions++;
+    let open = true;
+    const close = async () => {
+      if (open) {
+        open = false;
+        counter.openSubscriptions--;
+      }
+      await subscription.close();
+    };
     return {
-      close: () => subscription.close(),
+      close,
       async *[Symbol.asyncIterator]() {
-        for await (const message of subscription) {
-          counter.pulled++;
-          yield message;
+        try {
+          for await (const message of subscription) {
+            counter.pulled++;
+            yield message;
+          }
+        } finally {
+          await close();
         }
       },
     };
