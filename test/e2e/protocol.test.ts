@@ -2,18 +2,13 @@
  * What grpcurl and other generic clients rely on (health, reflection), and
  * what hostile bytes get: a status with a reason, never a crash.
  */
-import { loadSync } from "@grpc/proto-loader";
-import { credentials, loadPackageDefinition, makeGenericClientConstructor, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
-import { createRequire } from "node:module";
+import { credentials, makeGenericClientConstructor, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { connect as tcpConnect } from "node:net";
-import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { askReflection, checkHealth } from "../support/generic-clients.js";
 import { call, connect, decodeError } from "../support/grpc-client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
-const require = createRequire(import.meta.url);
-const reflectionProto = join(dirname(require.resolve("@grpc/reflection")), "..", "proto", "grpc", "reflection");
-const healthProto = join(dirname(require.resolve("grpc-health-check")), "..", "..", "proto", "health", "v1", "health.proto");
 
 describe("protocol surface", () => {
   let server: TestServer;
@@ -25,30 +20,13 @@ describe("protocol surface", () => {
   });
 
   it("answers grpc.health.v1 checks for the server and AccountService", async () => {
-    const pkg = loadPackageDefinition(loadSync(healthProto, { enums: String })) as any;
-    const health = new pkg.grpc.health.v1.Health(server.address, credentials.createInsecure());
-    const check = (service: string) =>
-      new Promise<{ status: string }>((resolve, reject) => health.check({ service }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r))));
-    expect((await check("")).status).toBe("SERVING");
-    expect((await check("bank.v1.AccountService")).status).toBe("SERVING");
-    health.close();
+    expect(await checkHealth(server.address, "")).toBe("SERVING");
+    expect(await checkHealth(server.address, "bank.v1.AccountService")).toBe("SERVING");
   });
 
-  for (const version of ["v1", "v1alpha"]) {
+  for (const version of ["v1", "v1alpha"] as const) {
     it(`lists and describes services through reflection ${version}`, async () => {
-      const pkg = loadPackageDefinition(loadSync(join(reflectionProto, version, "reflection.proto"))) as any;
-      const Reflection = pkg.grpc.reflection[version].ServerReflection;
-      const reflection = new Reflection(server.address, credentials.createInsecure());
-      const ask = (request: object) =>
-        new Promise<any>((resolve, reject) => {
-          const stream = reflection.ServerReflectionInfo();
-          stream.on("data", (response: unknown) => {
-            resolve(response);
-            stream.end();
-          });
-          stream.on("error", reject);
-          stream.write(request);
-        });
+      const ask = (request: object) => askReflection(server.address, version, request);
       const listed = await ask({ listServices: "*" });
       const names = listed.listServicesResponse.service.map((s: { name: string }) => s.name);
       expect(names).toEqual(expect.arrayContaining(["bank.v1.AccountService", "grpc.health.v1.Health"]));
@@ -56,7 +34,6 @@ describe("protocol surface", () => {
       expect(described.fileDescriptorResponse.fileDescriptorProto.length).toBeGreaterThan(0);
       const errorInfo = await ask({ fileContainingSymbol: "google.rpc.ErrorInfo" });
       expect(errorInfo.fileDescriptorResponse.fileDescriptorProto.length).toBeGreaterThan(0);
-      reflection.close();
     });
   }
 

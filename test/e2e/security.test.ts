@@ -1,19 +1,17 @@
 /** Who may call: TLS and mutual TLS, API keys with scopes, and the limits that protect the server. */
-import { credentials, loadPackageDefinition, Metadata, status } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountServiceClient, type SubscribeAccountResponse } from "../../client/src/gen/bank/v1/account_service.js";
 import { hashToken } from "../../server/src/grpc/auth.js";
+import { askReflection, checkHealth } from "../support/generic-clients.js";
 import { call, connect, decodeError, rejection } from "../support/grpc-client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { readMessages } from "./account-service-suite.js";
 
-const require = createRequire(import.meta.url);
 
 describe("TLS", () => {
   let dir: string;
@@ -117,27 +115,9 @@ describe("authentication with API keys", () => {
   });
 
   it("keeps health open and reflection switched off", async () => {
-    const healthProto = join(dirname(require.resolve("grpc-health-check")), "..", "..", "proto", "health", "v1", "health.proto");
-    const pkg = loadPackageDefinition(loadSync(healthProto, { enums: String })) as any;
-    const health = new pkg.grpc.health.v1.Health(server.address, credentials.createInsecure());
-    const answer = await new Promise<{ status: string }>((resolve, reject) =>
-      health.check({ service: "" }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r))),
-    );
-    expect(answer.status).toBe("SERVING");
-    health.close();
-    const reflectionProto = join(dirname(require.resolve("@grpc/reflection")), "..", "proto", "grpc", "reflection", "v1", "reflection.proto");
-    const reflection = new (loadPackageDefinition(loadSync(reflectionProto)) as any).grpc.reflection.v1.ServerReflection(
-      server.address,
-      credentials.createInsecure(),
-    );
-    const code = await new Promise<number>((resolve) => {
-      const stream = reflection.ServerReflectionInfo();
-      stream.on("error", (e: { code: number }) => resolve(e.code));
-      stream.on("data", () => resolve(-1));
-      stream.write({ listServices: "*" });
-    });
-    expect(code).toBe(status.UNIMPLEMENTED);
-    reflection.close();
+    expect(await checkHealth(server.address, "")).toBe("SERVING");
+    const off = await askReflection(server.address, "v1", { listServices: "*" }).catch((error: { code: number }) => error);
+    expect(off.code).toBe(status.UNIMPLEMENTED);
   });
 });
 
