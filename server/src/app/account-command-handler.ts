@@ -482,17 +482,21 @@ function producedEvent(stream: string, job: CommandJob, eventId: string): boolea
 
 const rejectionKey = (accountId: string, commandId: string): string => `${accountId}\u0000${commandId}`;
 
-/** What a command would record, so a reused command id with other content is caught. */
+/**
+ * The fingerprint of the event a command records when it succeeds, so a
+ * reused command id with other content is caught; the window keeps
+ * fingerprints of recorded events, so both sides share eventFingerprint.
+ */
 function commandFingerprint(command: AccountCommand): string {
   switch (command.type) {
     case "OpenAccount":
-      return JSON.stringify(["AccountOpened", command.owner, command.currency]);
+      return eventFingerprint({ type: "AccountOpened", data: { accountId: command.accountId, owner: command.owner, currency: command.currency } });
     case "Deposit":
-      return JSON.stringify(["MoneyDeposited", command.amount.toString()]);
+      return eventFingerprint({ type: "MoneyDeposited", data: { amount: command.amount } });
     case "Withdraw":
-      return JSON.stringify(["MoneyWithdrawn", command.amount.toString()]);
+      return eventFingerprint({ type: "MoneyWithdrawn", data: { amount: command.amount } });
     case "CloseAccount":
-      return JSON.stringify(["AccountClosed"]);
+      return eventFingerprint({ type: "AccountClosed", data: {} });
   }
 }
 
