@@ -47,7 +47,8 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening: ${stderr}`));
+      // The server logs a start-up failure as JSON on stdout, so show both streams.
+      reject(new Error(`server exited (${code}) before listening:\n${lines.join("\n")}${buffered}\n${stderr}`));
     });
   });
   return { child, address, lines, stderr: () => stderr, exited };

@@ -16,8 +16,7 @@
  */
 import Database from "better-sqlite3";
 import { EventEmitter } from "node:events";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { openSqlite } from "./sqlite-open.js";
 import {
   DuplicateEventError,
   InvalidPositionError,
@@ -113,15 +112,15 @@ export class SqliteEventStore implements EventStore {
     this.maxGroupSize = options.maxGroupSize ?? 16;
     this.appended.setMaxListeners(0);
     try {
-      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { timeout: 5_000 });
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = FULL");
-      this.db.defaultSafeIntegers(true);
-      // Checkpoint less often than the default 1,000 pages: the pages every commit touches
-      // (the table's last page, the sequence) are then copied once per checkpoint, not per 1,000.
-      this.db.pragma("wal_autocheckpoint = 10000");
-      this.db.exec(SCHEMA);
+      this.db = openSqlite(path, (db) => {
+        db.pragma("journal_mode = WAL");
+        db.pragma("synchronous = FULL");
+        db.defaultSafeIntegers(true);
+        // Checkpoint less often than the default 1,000 pages: the pages every commit touches
+        // (the table's last page, the sequence) are then copied once per checkpoint, not per 1,000.
+        db.pragma("wal_autocheckpoint = 10000");
+        db.exec(SCHEMA);
+      });
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite store at ${path}: ${(error as Error).message}`, { cause: error });
     }

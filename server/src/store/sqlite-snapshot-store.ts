@@ -9,9 +9,8 @@
  * store's transaction in the same process.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { StoreUnavailableError } from "./event-store.js";
+import { openSqlite } from "./sqlite-open.js";
 import type { SnapshotStore, StoredSnapshot } from "./snapshot-store.js";
 
 const SCHEMA = `
@@ -31,15 +30,15 @@ export class SqliteSnapshotStore implements SnapshotStore {
 
   constructor(path: string) {
     try {
-      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { timeout: 5_000 });
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = NORMAL");
-      // The WAL is shared with the event store's connection, which checkpoints it
-      // on its own schedule (wal_autocheckpoint 10000); this one should not add more.
-      this.db.pragma("wal_autocheckpoint = 0");
-      this.db.defaultSafeIntegers(true);
-      this.db.exec(SCHEMA);
+      this.db = openSqlite(path, (db) => {
+        db.pragma("journal_mode = WAL");
+        db.pragma("synchronous = NORMAL");
+        // The WAL is shared with the event store's connection, which checkpoints it
+        // on its own schedule (wal_autocheckpoint 10000); this one should not add more.
+        db.pragma("wal_autocheckpoint = 0");
+        db.defaultSafeIntegers(true);
+        db.exec(SCHEMA);
+      });
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite snapshots at ${path}: ${(error as Error).message}`, { cause: error });
     }

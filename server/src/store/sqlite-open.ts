@@ -1,0 +1,48 @@
+/**
+ * Opens a SQLite file and runs its one-time set-up (journal mode, pragmas,
+ * schema), for every connection this project makes.
+ *
+ * Several processes may open one fresh file at the same moment (two servers
+ * started together, a rolling deploy). Switching a new file to WAL and
+ * creating the schema then race, and SQLite reports some of those lock
+ * conflicts as SQLITE_BUSY at once instead of calling the busy handler. The
+ * set-up is idempotent, so it is simply run again until it succeeds or the
+ * time allowed is over.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+export interface OpenSqliteOptions {
+  /** How long set-up and, later, each statement may wait for another connection's lock. */
+  busyTimeoutMs?: number;
+}
+
+export function openSqlite(path: string, setUp: (db: Database.Database) => void, options: OpenSqliteOptions = {}): Database.Database {
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { timeout: busyTimeoutMs });
+  const giveUpAt = Date.now() + busyTimeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      setUp(db);
+      return db;
+    } catch (error) {
+      if (!isBusy(error) || Date.now() >= giveUpAt) {
+        db.close();
+        throw error;
+      }
+      sleepSync(Math.min(5 * attempt, 100));
+    }
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/** Set-up runs in a constructor, before the server listens, so blocking the thread is acceptable. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
