@@ -27,6 +27,24 @@ console.log(JSON.stringify({
 }));
 `;
 
+// The same through require(), for CommonJS services (package.json exports -> dist/cjs).
+const commonJsConsumer = `
+const { createAccountClient, AccountNotFoundError, EventbankError } = require("@eventbank/client");
+(async () => {
+  const client = createAccountClient({ address: process.env.EVENTBANK_ADDRESS });
+  const accountId = "pkg-cjs-" + process.pid;
+  await client.openAccount({ accountId, owner: "Package", currency: "EUR" });
+  const deposited = await client.deposit({ accountId, amount: 7n });
+  const missing = await client.getAccount("pkg-missing").catch((error) => error);
+  client.close();
+  console.log(JSON.stringify({
+    resolved: require.resolve("@eventbank/client"),
+    balance: String(deposited.account.balance),
+    typedError: missing instanceof AccountNotFoundError && missing instanceof EventbankError,
+  }));
+})();
+`;
+
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer();
@@ -35,10 +53,14 @@ afterAll(async () => {
   await server?.stop();
 });
 
-it("works when imported by package name from the built dist", async () => {
-  if (!existsSync("client/dist/index.js") || !existsSync("client/dist/index.d.ts")) {
-    throw new Error("client/dist is missing: run `npm run build -w client` (npm test does it in pretest)");
+function assertBuilt(...files: string[]): void {
+  for (const file of files) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build -w client\` (npm test does it in pretest)`);
   }
+}
+
+it("works when imported by package name from the built dist", async () => {
+  assertBuilt("client/dist/index.js", "client/dist/index.d.ts");
   const { stdout } = await run(process.execPath, ["--input-type=module", "-e", consumer], {
     env: { ...process.env, EVENTBANK_ADDRESS: server.address },
     timeout: 15_000,
@@ -46,5 +68,17 @@ it("works when imported by package name from the built dist", async () => {
   const result = JSON.parse(stdout) as { resolved: string; balance: string; typedError: boolean };
   expect(result.resolved).toMatch(/\/client\/dist\/index\.js$/);
   expect(result.balance).toBe("5");
+  expect(result.typedError).toBe(true);
+});
+
+it("works when required by package name from a CommonJS program", async () => {
+  assertBuilt("client/dist/cjs/index.js", "client/dist/cjs/index.d.ts");
+  const { stdout } = await run(process.execPath, ["--input-type=commonjs", "-e", commonJsConsumer], {
+    env: { ...process.env, EVENTBANK_ADDRESS: server.address },
+    timeout: 15_000,
+  });
+  const result = JSON.parse(stdout) as { resolved: string; balance: string; typedError: boolean };
+  expect(result.resolved).toMatch(/\/client\/dist\/cjs\/index\.js$/);
+  expect(result.balance).toBe("7");
   expect(result.typedError).toBe(true);
 });
