@@ -92,7 +92,7 @@ export class RevisionConflictError extends EventbankError {
   }
 }
 
-/** Other writers kept winning (reason CONCURRENCY_RETRIES_EXHAUSTED); nothing was applied, and retrying with the same command id is safe. */
+/** Other writers kept winning (reason CONCURRENCY_RETRIES_EXHAUSTED); nothing was applied. The SDK retries it with the same command id; thrown once retries are used up. */
 export class ConcurrencyConflictError extends EventbankError {
   override name = "ConcurrencyConflictError";
   get attempts(): number | undefined {

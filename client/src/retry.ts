@@ -1,5 +1,5 @@
 /** Bounded retries with jittered exponential backoff. */
-import { CancelledError, DeadlineExceededError, UnavailableError, type EventbankError } from "./errors.js";
+import { CancelledError, ConcurrencyConflictError, DeadlineExceededError, UnavailableError, type EventbankError } from "./errors.js";
 
 export interface RetryOptions {
   /** Attempts in all, the first included (1 = no retry). */
@@ -26,11 +26,13 @@ export function retryPolicy(options: RetryOptions | boolean | undefined, fallbac
 
 /**
  * Only failures where the request may not have been applied, or was applied
- * idempotently, are retried. Never ABORTED: a conflict with the caller's
- * expected revision needs the caller's decision.
+ * idempotently, are retried: UNAVAILABLE, DEADLINE_EXCEEDED, and the ABORTED
+ * that says other writers kept winning (the server decided nothing; the same
+ * command id makes a second try safe). Never the ABORTED of a conflict with
+ * the caller's expected revision: that needs the caller's decision.
  */
 export function isRetryable(error: EventbankError): boolean {
-  return error instanceof UnavailableError || error instanceof DeadlineExceededError;
+  return error instanceof UnavailableError || error instanceof DeadlineExceededError || error instanceof ConcurrencyConflictError;
 }
 
 /** Delay before retry number `retry` (0-based): exponential, with the upper half jittered so clients spread out. */

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createAccountClient, RevisionConflictError, UnavailableError, type AccountClient } from "../../client/src/index.js";
 import { StoreUnavailableError } from "../../server/src/store/event-store.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
-import { FaultyStore, newId, rpcLines, tempSqlitePath } from "./helpers.js";
+import { FaultyStore, newId, rpcLines, storedEvent, tempSqlitePath } from "./helpers.js";
 
 /** Lets the first `count` successful responses of `path` reach the SDK as UNAVAILABLE, as if the connection dropped. */
 function loseResponses(path: string, count: number): Interceptor {
@@ -109,6 +109,33 @@ describe("safe retries", () => {
       expect(lines.length).toBeGreaterThanOrEqual(2);
       expect(new Set(lines.map((line) => line.commandId)).size).toBe(1);
       expect((await client.readAccountEvents(accountId)).filter((event) => event.type === "deposited")).toHaveLength(1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("retries when other writers kept winning on the server, and applies the command once", async () => {
+    const client = createAccountClient({ address: server.address, retry: fastRetry });
+    try {
+      const accountId = await openWith(client, "contended");
+      // Another writer gets in before each of the server's appends, for all of its attempts at the first call.
+      let racing = server.config.maxAttempts;
+      store.beforeAppend = async (stream) => {
+        if (stream === `account-${accountId}` && racing-- > 0) {
+          await store.inner.append(stream, [storedEvent("MoneyDeposited", { amount: "1" })], "any");
+        }
+      };
+      const result = await client.deposit({ accountId, amount: 50n });
+
+      const lines = depositLines(accountId);
+      expect(lines.map((line) => [line.code, line.reason])).toEqual([
+        ["ABORTED", "CONCURRENCY_RETRIES_EXHAUSTED"],
+        ["OK", undefined],
+      ]);
+      expect(new Set(lines.map((line) => line.commandId))).toEqual(new Set([result.commandId]));
+      const ours = (await client.readAccountEvents(accountId)).filter((event) => event.commandId === result.commandId);
+      expect(ours.map((event) => event.type)).toEqual(["deposited"]);
+      expect(result.account.balance).toBe(50n + BigInt(server.config.maxAttempts));
     } finally {
       client.close();
     }
