@@ -100,6 +100,24 @@ describe("command batching", () => {
     expect((await handler.getAccount("acc")).account.balance).toBe(6n);
   });
 
+  it("gives every copy of a refused command in one batch the same refusal, even after a deposit that would let it through", async () => {
+    const first = handler.execute(deposit(5n), context("first")); // runs alone; the rest queue behind it
+    const batch = [
+      handler.execute(withdraw(8n), context("w")), // only 5 there: refused
+      handler.execute(deposit(10n), context("d")),
+      handler.execute(withdraw(8n), context("w")), // the same command again: the same answer, not a second decision
+    ];
+    await first;
+    const results = await Promise.allSettled(batch);
+    expect(results.map((result) => result.status)).toEqual(["rejected", "fulfilled", "rejected"]);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ reason: "INSUFFICIENT_FUNDS" });
+    expect((results[2] as PromiseRejectedResult).reason).toBe((results[0] as PromiseRejectedResult).reason);
+    expect((await events()).map((event) => event.metadata.commandId)).toEqual(["open", "first", "d"]);
+    // A later retry gets it too.
+    await expect(handler.execute(withdraw(8n), context("w"))).rejects.toMatchObject({ reason: "INSUFFICIENT_FUNDS" });
+    expect((await handler.getAccount("acc")).account.balance).toBe(15n);
+  });
+
   it("decides the whole batch again when another writer got in first", async () => {
     const first = handler.execute(deposit(1n), context("first"));
     const batch = Array.from({ length: 5 }, (_, i) => handler.execute(deposit(1n), context(`b${i}`)));

@@ -314,8 +314,9 @@ export class AccountCommandHandler {
     const newEvents: NewEvent[] = [];
     const appended: Array<{ job: CommandJob; events: AccountEvent[] }> = [];
     const answers: Answer[] = [];
-    // Commands decided in this batch, so a command id repeated within it gets the first one's answer.
-    const decided = new Map<string, { fingerprint: string; snapshot: AccountSnapshot }>();
+    // Commands decided in this batch, accepted or finally refused, so a command id repeated
+    // within it gets the first one's answer (not a second decision on a state that moved on).
+    const decided = new Map<string, { fingerprint: string; answer: { snapshot: AccountSnapshot } | { error: unknown } }>();
     for (const job of jobs) {
       const { commandId, expectedRevision } = job.context;
       const previous = loaded.recentCommands.get(commandId);
@@ -323,7 +324,7 @@ export class AccountCommandHandler {
       if (previous || inBatch) {
         const fingerprint = previous?.fingerprint ?? inBatch!.fingerprint;
         if (fingerprint !== job.fingerprint) answers.push({ job, error: new CommandIdReusedError(job.command.accountId, commandId) });
-        else answers.push({ job, snapshot: previous ? outcomeSnapshot(loaded.state, previous) : inBatch!.snapshot });
+        else answers.push({ job, ...(previous ? { snapshot: outcomeSnapshot(loaded.state, previous) } : inBatch!.answer) });
         continue;
       }
       if (expectedRevision !== undefined && revision !== expectedRevision) {
@@ -335,6 +336,7 @@ export class AccountCommandHandler {
       try {
         events = decide(job.command, state);
       } catch (error) {
+        if (isFinalRejection(error)) decided.set(commandId, { fingerprint: job.fingerprint, answer: { error } });
         answers.push({ job, error });
         continue;
       }
@@ -344,7 +346,7 @@ export class AccountCommandHandler {
         newEvents.push(toNewEvent(stream, event, index, job.context));
       }
       const snapshot = { account: state as ExistingAccount, revision: revision! };
-      decided.set(commandId, { fingerprint: job.fingerprint, snapshot });
+      decided.set(commandId, { fingerprint: job.fingerprint, answer: { snapshot } });
       appended.push({ job, events });
       answers.push({ job, snapshot });
     }
