@@ -34,13 +34,13 @@ describe("limits", () => {
 
   it("appends nothing for a command whose deadline passed before it could be written", async () => {
     await seedOpened("late");
-    store.readDelayMs = 400; // loading the account outlasts the caller's deadline
+    store.readDelayMs = 700; // loading the account outlasts the caller's deadline
     const client = connect(server.address);
     const error = await rejection(
-      call(client, client.deposit, { accountId: "late", amount: 5n, commandId: "d1" }, { deadline: new Date(Date.now() + 100) }),
+      call(client, client.deposit, { accountId: "late", amount: 5n, commandId: "d1" }, { deadline: new Date(Date.now() + 250) }),
     );
     expect(error.code).toBe(status.DEADLINE_EXCEEDED);
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await new Promise((resolve) => setTimeout(resolve, 900));
     store.readDelayMs = 0;
     const stored = await store.inner.readStream("account-late");
     expect(stored.status === "ok" && stored.events).toHaveLength(1);
