@@ -45,4 +45,21 @@ describe("SQLite store, beyond the contract", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("finds an event by id in its own stream only (what recognises retries older than the idempotency window)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "eventbank-sqlite-"));
+    const store = new SqliteEventStore(join(dir, "events.sqlite"));
+    try {
+      const stream = `s-${randomUUID()}`;
+      const [first, second] = [event("First"), event("Second")];
+      await store.append(stream, [first, second], "no_stream");
+      expect(await store.findEvent(stream, second.id)).toEqual({ revision: 1n });
+      expect(await store.findEvent(stream, first.id)).toEqual({ revision: 0n });
+      expect(await store.findEvent(`other-${stream}`, second.id)).toBeUndefined();
+      expect(await store.findEvent(stream, randomUUID())).toBeUndefined();
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -69,4 +69,23 @@ describe("a retried deposit older than the idempotency window", () => {
     expect(events.map((e) => e.commandId)).toEqual(["open", "dep-A", "dep-B", "dep-C", "dep-D", "dep-E", "dep-F"]);
     expect(account).toMatchObject({ balance: 28n, revision: 6n });
   });
+
+  // Was a documented limitation: the rules refused the retry (the balance had
+  // moved on) before any append could find the earlier event.
+  it("answers a withdrawal that the rules would now refuse with its first outcome", async () => {
+    const id = "window-refusal";
+    await call(client, client.openAccount, { accountId: id, owner: "A", currency: "EUR", commandId: "open" });
+    await call(client, client.deposit, { accountId: id, amount: 10n, commandId: "dep-A" });
+    const first = await call(client, client.withdraw, { accountId: id, amount: 8n, commandId: "wd-A" });
+    await call(client, client.deposit, { accountId: id, amount: 1n, commandId: "dep-B" });
+    await call(client, client.deposit, { accountId: id, amount: 1n, commandId: "dep-C" });
+    // wd-A has left the window of 2; only 4 are there, and the rules alone would refuse 8.
+    const retry = await call(client, client.withdraw, { accountId: id, amount: 8n, commandId: "wd-A" });
+    expect(retry).toEqual(first);
+    expect(retry.account).toMatchObject({ balance: 2n });
+    const { account } = await call(client, client.getAccount, { accountId: id });
+    expect(account).toMatchObject({ balance: 4n, revision: 4n });
+    // A withdrawal the rules refuse and that was never applied is still refused.
+    await expect(call(client, client.withdraw, { accountId: id, amount: 8n, commandId: "wd-B" })).rejects.toMatchObject({ code: 9 });
+  });
 });

@@ -222,12 +222,12 @@ export class AccountCommandHandler {
         attempt--;
         continue;
       }
-      if (plan.newEvents.length === 0) return this.settle(accountId, plan.answers);
+      if (plan.newEvents.length === 0) return this.settle(accountId, loaded, plan.answers);
 
       try {
         const result = await this.store.append(stream, plan.newEvents, loaded.revision ?? "no_stream");
         this.applyAppended(accountId, loaded, plan.appended, result.nextExpectedRevision);
-        return this.settle(accountId, plan.answers);
+        return this.settle(accountId, loaded, plan.answers);
       } catch (error) {
         if (error instanceof DuplicateEventError && error.stream === stream) {
           // A command applied before, outside the idempotency window: answer it from history, go on with the rest.
@@ -353,16 +353,35 @@ export class AccountCommandHandler {
     return { newEvents, appended, answers };
   }
 
-  private settle(accountId: string, answers: Answer[]): void {
+  private async settle(accountId: string, loaded: LoadedAccount, answers: Answer[]): Promise<void> {
     for (const answer of answers) {
       if ("snapshot" in answer) {
         answer.job.resolve(answer.snapshot);
         continue;
       }
       const { job, error } = answer;
-      if (isFinalRejection(error)) this.rejections.set(rejectionKey(accountId, job.context.commandId), { fingerprint: job.fingerprint, error });
+      if (isFinalRejection(error)) {
+        if (await this.appliedBeforeTheWindow(accountId, loaded, job)) continue;
+        this.rejections.set(rejectionKey(accountId, job.context.commandId), { fingerprint: job.fingerprint, error });
+      }
       job.reject(error);
     }
+  }
+
+  /**
+   * A command the rules refuse now may be the retry of one applied before the
+   * idempotency window's memory begins (the balance has moved on since). Where
+   * the store can look its event up (SQLite), such a command is answered with
+   * its first outcome. Only refusals on accounts whose window is full pay for
+   * the look-up; below that size the window holds every command ever applied.
+   */
+  private async appliedBeforeTheWindow(accountId: string, loaded: LoadedAccount, job: CommandJob): Promise<boolean> {
+    if (!this.store.findEvent || loaded.recentCommands.size < this.idempotencyWindow) return false;
+    const stream = accountStream(accountId);
+    const found = await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0));
+    if (!found) return false;
+    await this.answerFromHistory(accountId, job, found.revision);
+    return true;
   }
 
   /** Folds what was just appended into the cached account. */

@@ -96,6 +96,12 @@ export interface EventStore {
   readStream(stream: string, options?: ReadStreamOptions): Promise<ReadStreamResult>;
   subscribeToStream(stream: string, options?: SubscribeToStreamOptions): Subscription;
   subscribeToAll(options?: SubscribeToAllOptions): Subscription;
+  /**
+   * Where an event with this id is in `stream`, or undefined. Only stores that
+   * index events by id offer it (SQLite); the command handler uses it to
+   * recognise retries older than its idempotency window.
+   */
+  findEvent?(stream: string, eventId: string): Promise<{ revision: bigint } | undefined>;
   close(): Promise<void>;
 }
 

@@ -229,6 +229,12 @@ export class SqliteEventStore implements EventStore {
     return { nextExpectedRevision: revision, position: String(position) };
   }
 
+  async findEvent(stream: string, eventId: string): Promise<{ revision: bigint } | undefined> {
+    this.assertOpen();
+    const row = this.statements.byEventId.get(eventId);
+    return row && row.stream === stream ? { revision: row.revision } : undefined;
+  }
+
   /**
    * A retried append (same event ids, already in this stream in this order)
    * succeeds again without writing, like EventStoreDB's idempotent appends.
