@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DepositRequest, type AccountServiceClient } from "../../client/src/gen/bank/v1/account_service.js";
+import { DepositRequest } from "../../client/src/gen/bank/v1/account_service.js";
 import { call } from "../support/grpc-client.js";
 import { startServerProcess, type ServerProcess } from "../support/server-process.js";
 import {
@@ -74,7 +74,6 @@ describe("hostile HTTP/2 at the port (server process, sqlite)", () => {
   let dir: string;
   let server: ServerProcess;
   let port: number;
-  let client: AccountServiceClient;
   let probes = 0;
 
   beforeAll(async () => {
@@ -82,10 +81,8 @@ describe("hostile HTTP/2 at the port (server process, sqlite)", () => {
     // Short keep-alive: it is what releases the dead connections of the last test.
     server = await startServerProcess({ EVENTBANK_SQLITE_PATH: join(dir, "events.sqlite"), EVENTBANK_SHUTDOWN_GRACE_MS: "2000", EVENTBANK_KEEPALIVE_TIME_MS: "1000", EVENTBANK_KEEPALIVE_TIMEOUT_MS: "500" }, 30_000);
     port = Number(server.address.split(":").pop());
-    client = connectSeparately(server.address);
   });
   afterAll(async () => {
-    client?.close();
     if (server && server.child.exitCode === null) {
       server.child.kill("SIGTERM");
       expect(await server.exited).toBe(0);
@@ -96,8 +93,15 @@ describe("hostile HTTP/2 at the port (server process, sqlite)", () => {
   const expectStillServing = async () => {
     expect(server.child.exitCode, server.stderr()).toBeNull();
     const id = `alive-${++probes}`;
-    const opened = await call(client, client.openAccount, { accountId: id, owner: "Ada", currency: "EUR", commandId: id }, { deadline: deadline(10_000) });
-    expect(opened.revision).toBe(0n);
+    // A new connection per probe: with this server's 500 ms keep-alive timeout, a long-lived one may
+    // rightly have been dropped while this busy test process was slow to answer a ping.
+    const client = connectSeparately(server.address);
+    try {
+      const opened = await call(client, client.openAccount, { accountId: id, owner: "Ada", currency: "EUR", commandId: id }, { deadline: deadline(10_000) });
+      expect(opened.revision).toBe(0n);
+    } finally {
+      client.close();
+    }
     const internal = server.lines.filter((line) => /"code":"(INTERNAL|UNKNOWN)"|"level":(50|60)/.test(line));
     expect(internal.slice(0, 3)).toEqual([]);
   };
