@@ -5,7 +5,8 @@
  * pretest script runs it).
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -81,4 +82,51 @@ it("works when required by package name from a CommonJS program", async () => {
   expect(result.resolved).toMatch(/\/client\/dist\/cjs\/index\.js$/);
   expect(result.balance).toBe("7");
   expect(result.typedError).toBe(true);
+});
+
+// What a TypeScript service compiles against: the .d.ts files the exports map points to, for
+// `import` (.mts) and for `require` (.cts), under Node's own resolution (module nodenext).
+const typedConsumer = (returnType: string) => `
+import { createAccountClient, InsufficientFundsError, type AccountClient } from "@eventbank/client";
+const client: AccountClient = createAccountClient({ address: "127.0.0.1:50051" });
+export async function depositFive(): Promise<${returnType}> {
+  const result = await client.deposit({ accountId: "a", amount: 5n });
+  return result.account.balance;
+}
+export const refused = (error: unknown): boolean => error instanceof InsufficientFundsError && error.amount !== undefined;
+`;
+
+it("type-checks in a TypeScript consumer, ESM and CommonJS, each against its own declarations", async () => {
+  assertBuilt("client/dist/index.d.ts", "client/dist/cjs/index.d.ts");
+  // Inside the repository, so that "@eventbank/client" resolves through node_modules like a dependency.
+  const dir = join("node_modules", ".cache", `eventbank-consumer-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const typecheck = async (returnType: string) => {
+    writeFileSync(join(dir, "consumer.mts"), typedConsumer(returnType));
+    writeFileSync(join(dir, "consumer.cts"), typedConsumer(returnType));
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { strict: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", types: ["node"], noEmit: true },
+        files: ["consumer.mts", "consumer.cts"],
+      }),
+    );
+    return run(process.execPath, ["node_modules/typescript/bin/tsc", "-p", dir, "--traceResolution"], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }).then(
+      ({ stdout }) => ({ ok: true, stdout }),
+      (error: { stdout: string }) => ({ ok: false, stdout: error.stdout }),
+    );
+  };
+  try {
+    const good = await typecheck("bigint");
+    const resolved = [...good.stdout.matchAll(/Module name '@eventbank\/client' was successfully resolved to '([^']+)'/g)].map((m) => m[1]!.replace(/^.*\/client\//, "client/"));
+    expect(good.ok, good.stdout.split("\n").filter((line) => line.includes("error")).join("\n")).toBe(true);
+    expect(new Set(resolved)).toEqual(new Set(["client/dist/index.d.ts", "client/dist/cjs/index.d.ts"]));
+    // And the types are real: a balance is a bigint, not a string.
+    const wrong = await typecheck("string");
+    expect(wrong.ok).toBe(false);
+    expect(wrong.stdout).toMatch(/consumer\.mts.*TS2322/);
+    expect(wrong.stdout).toMatch(/consumer\.cts.*TS2322/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
