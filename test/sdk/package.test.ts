@@ -13,38 +13,27 @@ import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const run = promisify(execFile);
 
-const consumer = `
-import { createAccountClient, AccountNotFoundError, EventbankError } from "@eventbank/client";
-const client = createAccountClient({ address: process.env.EVENTBANK_ADDRESS });
-const accountId = "pkg-" + process.pid;
-await client.openAccount({ accountId, owner: "Package", currency: "EUR" });
-const deposited = await client.deposit({ accountId, amount: 5n });
-const missing = await client.getAccount("pkg-missing").catch((error) => error);
-client.close();
-console.log(JSON.stringify({
-  resolved: import.meta.resolve("@eventbank/client"),
-  balance: String(deposited.account.balance),
-  typedError: missing instanceof AccountNotFoundError && missing instanceof EventbankError,
-}));
-`;
-
-// The same through require(), for CommonJS services (package.json exports -> dist/cjs).
-const commonJsConsumer = `
-const { createAccountClient, AccountNotFoundError, EventbankError } = require("@eventbank/client");
+/**
+ * One program for both module systems; only how it loads the package differs.
+ * It prints where the package resolved, a balance, and whether a typed error matched.
+ */
+const consumer = (kind: string, load: string, resolve: string, amount: number) => `
+${load}
 (async () => {
   const client = createAccountClient({ address: process.env.EVENTBANK_ADDRESS });
-  const accountId = "pkg-cjs-" + process.pid;
+  const accountId = "pkg-${kind}-" + process.pid;
   await client.openAccount({ accountId, owner: "Package", currency: "EUR" });
-  const deposited = await client.deposit({ accountId, amount: 7n });
+  const deposited = await client.deposit({ accountId, amount: ${amount}n });
   const missing = await client.getAccount("pkg-missing").catch((error) => error);
   client.close();
   console.log(JSON.stringify({
-    resolved: require.resolve("@eventbank/client"),
+    resolved: ${resolve},
     balance: String(deposited.account.balance),
     typedError: missing instanceof AccountNotFoundError && missing instanceof EventbankError,
   }));
 })();
 `;
+const names = "{ createAccountClient, AccountNotFoundError, EventbankError }";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -60,27 +49,33 @@ function assertBuilt(...files: string[]): void {
   }
 }
 
-it("works when imported by package name from the built dist", async () => {
-  assertBuilt("client/dist/index.js", "client/dist/index.d.ts");
-  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", consumer], {
+it.each([
+  {
+    how: "imported by package name from the built dist",
+    inputType: "module",
+    program: consumer("esm", `import ${names} from "@eventbank/client";`, `import.meta.resolve("@eventbank/client")`, 5),
+    built: ["client/dist/index.js", "client/dist/index.d.ts"],
+    resolvedTo: /\/client\/dist\/index\.js$/,
+    balance: "5",
+  },
+  {
+    // For CommonJS services: package.json exports -> dist/cjs.
+    how: "required by package name from a CommonJS program",
+    inputType: "commonjs",
+    program: consumer("cjs", `const ${names} = require("@eventbank/client");`, `require.resolve("@eventbank/client")`, 7),
+    built: ["client/dist/cjs/index.js", "client/dist/cjs/index.d.ts"],
+    resolvedTo: /\/client\/dist\/cjs\/index\.js$/,
+    balance: "7",
+  },
+])("works when $how", async ({ inputType, program, built, resolvedTo, balance }) => {
+  assertBuilt(...built);
+  const { stdout } = await run(process.execPath, [`--input-type=${inputType}`, "-e", program], {
     env: { ...process.env, EVENTBANK_ADDRESS: server.address },
     timeout: 15_000,
   });
   const result = JSON.parse(stdout) as { resolved: string; balance: string; typedError: boolean };
-  expect(result.resolved).toMatch(/\/client\/dist\/index\.js$/);
-  expect(result.balance).toBe("5");
-  expect(result.typedError).toBe(true);
-});
-
-it("works when required by package name from a CommonJS program", async () => {
-  assertBuilt("client/dist/cjs/index.js", "client/dist/cjs/index.d.ts");
-  const { stdout } = await run(process.execPath, ["--input-type=commonjs", "-e", commonJsConsumer], {
-    env: { ...process.env, EVENTBANK_ADDRESS: server.address },
-    timeout: 15_000,
-  });
-  const result = JSON.parse(stdout) as { resolved: string; balance: string; typedError: boolean };
-  expect(result.resolved).toMatch(/\/client\/dist\/cjs\/index\.js$/);
-  expect(result.balance).toBe("7");
+  expect(result.resolved).toMatch(resolvedTo);
+  expect(result.balance).toBe(balance);
   expect(result.typedError).toBe(true);
 });
 
