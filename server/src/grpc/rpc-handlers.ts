@@ -138,20 +138,19 @@ function callContext(
   const controller = new AbortController();
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  const budgetMs = deadlineMs - Date.now(); // Infinity without a deadline
   let timer: NodeJS.Timeout | undefined;
-  if (Number.isFinite(deadlineMs)) {
+  if (Number.isFinite(budgetMs)) {
     const abortAtDeadline = () => controller.abort(new CommandCancelledError("deadline"));
-    const remaining = deadlineMs - Date.now();
-    if (remaining <= 0) abortAtDeadline();
-    else timer = setTimeout(abortAtDeadline, remaining);
+    if (budgetMs <= 0) abortAtDeadline();
+    else timer = setTimeout(abortAtDeadline, budgetMs);
   }
   // grpc-js also reports an expired deadline as "cancelled" (the client resets the stream at its
   // deadline, which is a little earlier than ours: ours counts from when we read the request).
   // So a cancel close to our deadline is taken for the deadline: within a fifth of the call's
-  // budget, between 5 and 100 ms.
-  const slackMs = Math.min(100, Math.max(5, (deadlineMs - Date.now()) / 5));
-  const onCancelled = () =>
-    controller.abort(new CommandCancelledError(Number.isFinite(deadlineMs) && Date.now() >= deadlineMs - slackMs ? "deadline" : "cancelled"));
+  // budget, between 5 and 100 ms. Without a deadline it is always a cancel.
+  const deadlineFromMs = deadlineMs - Math.min(100, Math.max(5, budgetMs / 5));
+  const onCancelled = () => controller.abort(new CommandCancelledError(Date.now() >= deadlineFromMs ? "deadline" : "cancelled"));
   call.on("cancelled", onCancelled);
   const metadata = call.metadata;
   const correlation = metadata.get("x-correlation-id")[0];
