@@ -34,6 +34,10 @@ export function toAccountEvent(event: WireEvent): AccountEvent {
       return { ...base, type: "withdrawn", amount: payload.value.amount };
     case "closed":
       return { ...base, type: "closed" };
+    case "rejected": {
+      const { reason, message, command, amount, details } = payload.value;
+      return { ...base, type: "rejected", reason, message, command, amount, details };
+    }
     case undefined:
       return { ...base, type: "unknown" };
   }

@@ -39,10 +39,25 @@ export type AccountOpened = AccountEventBase & { type: "opened"; owner: string; 
 export type MoneyDeposited = AccountEventBase & { type: "deposited"; amount: bigint };
 export type MoneyWithdrawn = AccountEventBase & { type: "withdrawn"; amount: bigint };
 export type AccountClosed = AccountEventBase & { type: "closed" };
+/**
+ * A command the account's rules refused (e.g. INSUFFICIENT_FUNDS), recorded so
+ * every repeat of its command id gets the same answer. Changes no balance.
+ */
+export type CommandRejected = AccountEventBase & {
+  type: "rejected";
+  /** The ErrorInfo reason the caller got. */
+  reason: string;
+  message: string;
+  /** "Deposit", "Withdraw" or "CloseAccount". */
+  command: string;
+  /** The amount asked for; 0n for CloseAccount. */
+  amount: bigint;
+  details: Record<string, string>;
+};
 /** An event type this SDK version does not know (sent by a newer server). */
 export type UnknownAccountEvent = AccountEventBase & { type: "unknown" };
 
-export type AccountEvent = AccountOpened | MoneyDeposited | MoneyWithdrawn | AccountClosed | UnknownAccountEvent;
+export type AccountEvent = AccountOpened | MoneyDeposited | MoneyWithdrawn | AccountClosed | CommandRejected | UnknownAccountEvent;
 
 /** Yielded by subscriptions between the last historical event and the first live one (again after each resume). */
 export interface CaughtUp {

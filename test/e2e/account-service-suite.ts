@@ -81,21 +81,30 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         await deposit(id, 50n);
         const closeError = await rejection(call(client, client.closeAccount, { accountId: id, commandId: cmd() }));
         expect(closeError).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "BALANCE_NOT_ZERO", domain: "eventbank" });
+        // The refusal is recorded (revision 2), so every repeat of its command id gets it too.
+        expect(closeError.metadata).toMatchObject({ balance: "50", revision: "2" });
         await withdraw(id, 50n);
         const closed = await call(client, client.closeAccount, { accountId: id, commandId: cmd() });
         expect(closed.account?.status).toBe(AccountStatus.ACCOUNT_STATUS_CLOSED);
-        expect(closed.revision).toBe(3n);
+        expect(closed.revision).toBe(4n);
         expect(await rejection(deposit(id, 1n))).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "ACCOUNT_CLOSED" });
       });
 
-      it("rejects a withdrawal beyond the balance and writes nothing", async () => {
+      it("rejects a withdrawal beyond the balance, records the refusal and moves no money", async () => {
         const id = newId();
         await open(id);
         await deposit(id, 100n);
         const error = await rejection(withdraw(id, 101n));
         expect(error).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "INSUFFICIENT_FUNDS" });
-        expect(error.metadata).toMatchObject({ balance: "100", amount: "101" });
-        expect(await eventsOf(id)).toHaveLength(2);
+        expect(error.metadata).toMatchObject({ balance: "100", amount: "101", revision: "2" });
+        const events = await eventsOf(id);
+        expect(events).toHaveLength(3);
+        expect(events[2]).toMatchObject({
+          revision: 2n,
+          payload: { $case: "rejected", value: { reason: "INSUFFICIENT_FUNDS", command: "Withdraw", amount: 101n, details: { balance: "100", amount: "101" } } },
+        });
+        expect(events[2]!.payload?.$case === "rejected" && events[2]!.payload.value.message).toBe(error.details);
+        expect((await get(id)).account).toMatchObject({ balance: 100n, revision: 2n });
       });
 
       it("refuses a deposit that would pass the balance limit of 2^53 - 1", async () => {

@@ -248,6 +248,8 @@ interface Remembered {
   outcome: { ok: true; revision: bigint; balance: bigint } | { ok: false; reason: string };
 }
 
+const RECORDED_REFUSALS: ReadonlySet<string> = new Set(["INSUFFICIENT_FUNDS", "BALANCE_NOT_ZERO", "BALANCE_LIMIT_EXCEEDED"]);
+
 const fingerprintOf = (command: AccountCommand): string =>
   command.type === "Deposit" || command.type === "Withdraw" ? `${command.type}:${command.amount}` : command.type === "OpenAccount" ? `Open:${command.currency}` : "Close";
 
@@ -294,9 +296,8 @@ describe("command handling properties (AccountCommandHandler over SQLite)", () =
             const op = planned.kind === "repeat" ? sent[planned.index % sent.length]! : planned;
             if (op.kind === "command") sent.push(op);
             if (op.kind === "restart") {
+              // A new process: every outcome is rebuilt from the stream.
               handler = new AccountCommandHandler(store);
-              // Outcomes of refusals live in process memory only; appended outcomes are rebuilt from the stream.
-              for (const [key, entry] of remembered) if (!entry.outcome.ok) remembered.delete(key);
               continue;
             }
             const key = `${op.accountId}/${op.commandId}`;
@@ -333,7 +334,12 @@ describe("command handling properties (AccountCommandHandler over SQLite)", () =
               account.balance = expected.balance;
               account.status = op.command.type === "CloseAccount" ? "closed" : "open";
             }
-            if (fresh && !(actual.ok === false && actual.reason === "ACCOUNT_NOT_FOUND")) remembered.set(key, { fingerprint, outcome: expected });
+            // Refusals that depend on the balance are recorded (they take a revision) and claim the
+            // command id like an acceptance; the others (bad input, unknown, existing or closed
+            // account) can never turn out otherwise for the same command, and claim nothing.
+            const recordedRefusal = !expected.ok && RECORDED_REFUSALS.has(expected.reason);
+            if (fresh && recordedRefusal) account.revision += 1n;
+            if (fresh && (expected.ok || recordedRefusal)) remembered.set(key, { fingerprint, outcome: expected });
           }
 
           // The store agrees with the model: contiguous revisions, balance = sum of events, each command id once.

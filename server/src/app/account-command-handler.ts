@@ -14,16 +14,31 @@
  *   events. The outcomes are given only once the append is durable.
  * - A command carrying the client's expected revision runs alone and is never
  *   retried: a mismatch is a RevisionConflictError.
- * - Idempotency: each loaded account remembers the outcome of its most recent
- *   commands (the window, rebuilt from event metadata on every load, or read
- *   from a snapshot). A command id seen there returns its first outcome and
- *   appends nothing. Rejected commands are remembered by this process in a
- *   bounded LRU.
+ * - One command id, one answer: each loaded account remembers the outcome of
+ *   its most recent commands (the window, rebuilt from the stream's events on
+ *   every load, or read from a snapshot). A command id seen there gets its
+ *   first outcome and appends nothing. Refusals that depend on the state
+ *   (insufficient funds, ...) are recorded as CommandRejected events, so they
+ *   are in the window too and every decision, accepted or refused, passes the
+ *   store's expected-revision check: nothing is answered from a stale cache.
+ *   Event ids derive from the command id AND its content, so the store's
+ *   idempotent append only ever matches the very same command.
  * - Snapshots (when a SnapshotStore is given): written every `snapshotEvery`
  *   events of an account, with the window, so a cold load reads one snapshot
  *   plus at most that many events.
  */
-import { decide, evolve, initialState, type AccountCommand, type AccountEvent, type AccountState, type ExistingAccount } from "../domain/account.js";
+import {
+  commandOf,
+  decide,
+  evolve,
+  initialState,
+  refusalOf,
+  rejectionOf,
+  type AccountCommand,
+  type AccountEvent,
+  type AccountState,
+  type ExistingAccount,
+} from "../domain/account.js";
 import { AccountNotFoundError, DomainError } from "../domain/errors.js";
 import { validateAccountId, validateCommandId } from "../domain/rules.js";
 import {
@@ -70,8 +85,6 @@ export interface CommandHandlerOptions {
   cacheMaxCommands?: number;
   /** Most recent command ids remembered per account. */
   idempotencyWindow?: number;
-  /** Rejected commands remembered by this process. */
-  rejectionMemory?: number;
   /** Events read per page when loading a stream. */
   readPageSize?: number;
   /**
@@ -112,7 +125,6 @@ export class AccountCommandHandler {
   /** Queued work per account; an account with nothing queued has no lane. */
   private readonly lanes = new Map<string, Job[]>();
   private readonly cache: LruCache<string, LoadedAccount>;
-  private readonly rejections: LruCache<string, { fingerprint: string; error: DomainError }>;
   private readonly maxAttempts: number;
   private readonly idempotencyWindow: number;
   private readonly readPageSize: number;
@@ -131,7 +143,6 @@ export class AccountCommandHandler {
       maxWeight: options.cacheMaxCommands ?? 1_000_000,
     });
     this.idempotencyWindow = options.idempotencyWindow ?? 1_000;
-    this.rejections = new LruCache(options.rejectionMemory ?? 10_000);
     this.readPageSize = options.readPageSize ?? 1_000;
     this.maxBatch = options.maxBatch ?? 16;
     this.snapshots = options.snapshots;
@@ -197,15 +208,8 @@ export class AccountCommandHandler {
 
   private async runCommands(accountId: string, jobs: CommandJob[]): Promise<void> {
     const stream = accountStream(accountId);
-    // Answers this process already knows: refused before, or given up by the caller.
-    let open = jobs.filter((job) => {
-      const known = this.knownAnswer(accountId, job);
-      if (known !== undefined) job.reject(known);
-      return known === undefined;
-    });
-    if (open.length === 0) return;
-
     let loaded = await this.load(accountId, { refresh: false });
+    let open = await this.answerOlderThanTheWindow(accountId, loaded, jobs);
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
       // Nothing is appended for a caller that has given up (between here and the append nothing awaits).
@@ -222,12 +226,17 @@ export class AccountCommandHandler {
         attempt--;
         continue;
       }
-      if (plan.newEvents.length === 0) return this.settle(accountId, loaded, plan.answers);
+      if (plan.newEvents.length === 0) return this.settle(plan.answers);
 
       try {
         const result = await this.store.append(stream, plan.newEvents, loaded.revision ?? "no_stream");
-        this.applyAppended(accountId, loaded, plan.appended, result.nextExpectedRevision);
-        return this.settle(accountId, loaded, plan.answers);
+        if (this.applyAppended(accountId, loaded, plan.appended, result.nextExpectedRevision)) return this.settle(plan.answers);
+        // The store says these events were in the stream already, elsewhere than decided here:
+        // answer from what the store holds, never from this decision.
+        loaded = await this.load(accountId, { refresh: true });
+        refreshed = true;
+        attempt--;
+        continue;
       } catch (error) {
         if (error instanceof DuplicateEventError && error.stream === stream) {
           // A command applied before, outside the idempotency window: answer it from history, go on with the rest.
@@ -283,20 +292,37 @@ export class AccountCommandHandler {
     const outcome = past.recentCommands.get(job.context.commandId);
     if (!outcome || outcome.revision !== revision) {
       job.reject(new Error(`event of command ${job.context.commandId} not found at ${stream}@${revision}`));
-    } else if (outcome.fingerprint !== job.fingerprint) {
-      job.reject(new CommandIdReusedError(accountId, job.context.commandId));
     } else {
-      job.resolve(outcomeSnapshot(past.state, outcome));
+      const answer = answerOf(past.state, job, outcome);
+      if ("snapshot" in answer) job.resolve(answer.snapshot);
+      else job.reject(answer.error);
     }
   }
 
-  /** An answer from this process's memory, given before any loading. */
-  private knownAnswer(accountId: string, job: CommandJob): unknown {
-    if (job.context.signal?.aborted) return cancellationOf(job.context.signal);
-    const rejected = this.rejections.get(rejectionKey(accountId, job.context.commandId));
-    if (!rejected) return undefined;
-    if (rejected.fingerprint !== job.fingerprint) return new CommandIdReusedError(accountId, job.context.commandId);
-    return rejected.error;
+  /**
+   * Where the store can look events up by id (SQLite) and the account's window
+   * is full, a command missing from the window may still be a retry of one
+   * recorded before the window's memory begins: answer such commands from
+   * history (accepted or refused), before anything is decided again. Below
+   * that size the window holds every command the account ever recorded.
+   */
+  private async answerOlderThanTheWindow(accountId: string, loaded: LoadedAccount, jobs: CommandJob[]): Promise<CommandJob[]> {
+    if (!this.store.findEvent || loaded.recentCommands.size < this.idempotencyWindow) return jobs;
+    const stream = accountStream(accountId);
+    const open: CommandJob[] = [];
+    for (const job of jobs) {
+      if (loaded.recentCommands.has(job.context.commandId)) {
+        open.push(job);
+        continue;
+      }
+      let found: { revision: bigint } | undefined;
+      for (const outcome of ["recorded", "rejected"] as const) {
+        found ??= await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0, contentKey(outcome, job.fingerprint)));
+      }
+      if (found) await this.answerFromHistory(accountId, job, found.revision);
+      else open.push(job);
+    }
+    return open;
   }
 
   /**
@@ -321,10 +347,13 @@ export class AccountCommandHandler {
       const { commandId, expectedRevision } = job.context;
       const previous = loaded.recentCommands.get(commandId);
       const inBatch = decided.get(commandId);
-      if (previous || inBatch) {
-        const fingerprint = previous?.fingerprint ?? inBatch!.fingerprint;
-        if (fingerprint !== job.fingerprint) answers.push({ job, error: new CommandIdReusedError(job.command.accountId, commandId) });
-        else answers.push({ job, ...(previous ? { snapshot: outcomeSnapshot(loaded.state, previous) } : inBatch!.answer) });
+      if (previous) {
+        answers.push({ job, ...answerOf(loaded.state, job, previous) });
+        continue;
+      }
+      if (inBatch) {
+        if (inBatch.fingerprint !== job.fingerprint) answers.push({ job, error: new CommandIdReusedError(job.command.accountId, commandId) });
+        else answers.push({ job, ...inBatch.answer });
         continue;
       }
       if (expectedRevision !== undefined && revision !== expectedRevision) {
@@ -333,59 +362,53 @@ export class AccountCommandHandler {
         continue;
       }
       let events: AccountEvent[];
+      let refusal: DomainError | undefined;
       try {
         events = decide(job.command, state);
       } catch (error) {
-        if (isFinalRejection(error)) decided.set(commandId, { fingerprint: job.fingerprint, answer: { error } });
-        answers.push({ job, error });
-        continue;
+        const rejection = rejectionOf(job.command, error);
+        if (!rejection) {
+          if (isFinalRejection(error)) decided.set(commandId, { fingerprint: job.fingerprint, answer: { error } });
+          answers.push({ job, error });
+          continue;
+        }
+        // A refusal that depends on the state is recorded, so it passes the same revision check as an acceptance.
+        events = [rejection];
+        refusal = refusalOf(job.command.accountId, rejection.data);
       }
+      const outcome = refusal ? "rejected" : "recorded";
       for (const [index, event] of events.entries()) {
         state = evolve(state, event);
         revision = (revision ?? -1n) + 1n;
-        newEvents.push(toNewEvent(stream, event, index, job.context));
+        newEvents.push(toNewEvent(stream, event, index, job.context, contentKey(outcome, job.fingerprint)));
       }
-      const snapshot = { account: state as ExistingAccount, revision: revision! };
-      decided.set(commandId, { fingerprint: job.fingerprint, answer: { snapshot } });
+      const answer = refusal ? { error: withRevision(refusal, revision!) } : { snapshot: { account: state as ExistingAccount, revision: revision! } };
+      decided.set(commandId, { fingerprint: job.fingerprint, answer });
       appended.push({ job, events });
-      answers.push({ job, snapshot });
+      answers.push({ job, ...answer });
     }
     return { newEvents, appended, answers };
   }
 
-  private async settle(accountId: string, loaded: LoadedAccount, answers: Answer[]): Promise<void> {
+  private settle(answers: Answer[]): void {
     for (const answer of answers) {
-      if ("snapshot" in answer) {
-        answer.job.resolve(answer.snapshot);
-        continue;
-      }
-      const { job, error } = answer;
-      if (isFinalRejection(error)) {
-        if (await this.appliedBeforeTheWindow(accountId, loaded, job)) continue;
-        this.rejections.set(rejectionKey(accountId, job.context.commandId), { fingerprint: job.fingerprint, error });
-      }
-      job.reject(error);
+      if ("snapshot" in answer) answer.job.resolve(answer.snapshot);
+      else answer.job.reject(answer.error);
     }
   }
 
   /**
-   * A command the rules refuse now may be the retry of one applied before the
-   * idempotency window's memory begins (the balance has moved on since). Where
-   * the store can look its event up (SQLite), such a command is answered with
-   * its first outcome. Only refusals on accounts whose window is full pay for
-   * the look-up; below that size the window holds every command ever applied.
+   * Folds what was just appended into the cached account, when the store put
+   * it where it was decided (right after the loaded revision). Otherwise (the
+   * store matched an identical earlier append elsewhere) nothing is folded,
+   * the cached account is dropped, and false says: answer from the store.
    */
-  private async appliedBeforeTheWindow(accountId: string, loaded: LoadedAccount, job: CommandJob): Promise<boolean> {
-    if (!this.store.findEvent || loaded.recentCommands.size < this.idempotencyWindow) return false;
-    const stream = accountStream(accountId);
-    const found = await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0));
-    if (!found) return false;
-    await this.answerFromHistory(accountId, job, found.revision);
-    return true;
-  }
-
-  /** Folds what was just appended into the cached account. */
-  private applyAppended(accountId: string, loaded: LoadedAccount, appended: Array<{ job: CommandJob; events: AccountEvent[] }>, lastRevision: bigint): void {
+  private applyAppended(accountId: string, loaded: LoadedAccount, appended: Array<{ job: CommandJob; events: AccountEvent[] }>, lastRevision: bigint): boolean {
+    const count = appended.reduce((sum, { events }) => sum + events.length, 0);
+    if (lastRevision !== (loaded.revision ?? -1n) + BigInt(count)) {
+      this.cache.delete(accountId);
+      return false;
+    }
     let revision = loaded.revision ?? -1n;
     for (const { job, events } of appended) {
       for (const event of events) {
@@ -393,13 +416,9 @@ export class AccountCommandHandler {
         this.fold(loaded, event, revision, job.context.commandId, job.fingerprint);
       }
     }
-    if (lastRevision !== revision) {
-      // Only possible when the store reported an earlier identical append; reload next time.
-      this.cache.delete(accountId);
-      return;
-    }
     this.cache.set(accountId, loaded);
     this.maybeSnapshot(accountId, loaded);
+    return true;
   }
 
   /**
@@ -463,7 +482,8 @@ export class AccountCommandHandler {
   private foldRecorded(loaded: LoadedAccount, recorded: RecordedEvent): void {
     const event = decodeEvent(recorded);
     const commandId = typeof recorded.metadata.commandId === "string" ? recorded.metadata.commandId : undefined;
-    this.fold(loaded, event, recorded.revision, commandId, eventFingerprint(event));
+    const accountId = recorded.stream.slice(accountStream("").length);
+    this.fold(loaded, event, recorded.revision, commandId, commandFingerprint(commandOf(accountId, event)));
   }
 
   private fold(loaded: LoadedAccount, event: AccountEvent, revision: bigint, commandId: string | undefined, fingerprint: string): void {
@@ -472,7 +492,8 @@ export class AccountCommandHandler {
     if (commandId === undefined || loaded.state.status === "none") return;
     const window = loaded.recentCommands;
     window.delete(commandId);
-    window.set(commandId, { revision, balance: loaded.state.balance, status: loaded.state.status, fingerprint });
+    const refusal = event.type === "CommandRejected" ? event.data : undefined;
+    window.set(commandId, { revision, balance: loaded.state.balance, status: loaded.state.status, fingerprint, ...(refusal ? { refusal } : {}) });
     if (window.size > this.idempotencyWindow) {
       const oldest = window.keys().next();
       if (!oldest.done) window.delete(oldest.value);
@@ -480,9 +501,9 @@ export class AccountCommandHandler {
   }
 }
 
-function toNewEvent(stream: string, event: AccountEvent, index: number, context: CommandContext): NewEvent {
+function toNewEvent(stream: string, event: AccountEvent, index: number, context: CommandContext, content: string): NewEvent {
   return {
-    id: eventIdFor(stream, context.commandId, index),
+    id: eventIdFor(stream, context.commandId, index, content),
     type: event.type,
     data: encodeEventData(event),
     metadata: {
@@ -494,14 +515,39 @@ function toNewEvent(stream: string, event: AccountEvent, index: number, context:
   };
 }
 
-/** Whether `eventId` is one of the ids this command's events get (see toNewEvent). */
+/** Whether `eventId` is one of the ids this command's events get, accepted or refused (see toNewEvent). */
 function producedEvent(stream: string, job: CommandJob, eventId: string): boolean {
   // Every account command records one event today; a few indexes leave room for more.
-  for (let index = 0; index < 4; index++) if (eventIdFor(stream, job.context.commandId, index) === eventId) return true;
+  for (const outcome of ["recorded", "rejected"] as const) {
+    for (let index = 0; index < 4; index++) {
+      if (eventIdFor(stream, job.context.commandId, index, contentKey(outcome, job.fingerprint)) === eventId) return true;
+    }
+  }
   return false;
 }
 
-const rejectionKey = (accountId: string, commandId: string): string => `${accountId}\u0000${commandId}`;
+/**
+ * What an event id derives from besides the command id: the outcome and the
+ * command's content. Two servers deciding the same command at the same
+ * revision write the same ids (the store deduplicates them); a reused command
+ * id with other content, or a refusal where the store holds an acceptance,
+ * never matches, so it meets the revision check instead.
+ */
+const contentKey = (outcome: "recorded" | "rejected", fingerprint: string): string => `${outcome}\u0000${fingerprint}`;
+
+/** The answer a command's recorded outcome gives to a repeat of its command id. */
+function answerOf(state: AccountState, job: CommandJob, outcome: CommandOutcome): { snapshot: AccountSnapshot } | { error: DomainError } {
+  const accountId = job.command.accountId;
+  if (outcome.fingerprint !== job.fingerprint) return { error: new CommandIdReusedError(accountId, job.context.commandId) };
+  if (outcome.refusal) return { error: withRevision(refusalOf(accountId, outcome.refusal), outcome.revision) };
+  return { snapshot: outcomeSnapshot(state, outcome) };
+}
+
+/** A recorded refusal tells the caller the revision it was recorded at (to continue with expected_revision). */
+function withRevision(error: DomainError, revision: bigint): DomainError {
+  error.metadata.revision = String(revision);
+  return error;
+}
 
 /**
  * The fingerprint of the event a command records when it succeeds, so a
@@ -521,7 +567,7 @@ function commandFingerprint(command: AccountCommand): string {
   }
 }
 
-function eventFingerprint(event: AccountEvent): string {
+function eventFingerprint(event: Exclude<AccountEvent, { type: "CommandRejected" }>): string {
   switch (event.type) {
     case "AccountOpened":
       return JSON.stringify(["AccountOpened", event.data.owner, event.data.currency]);

@@ -2,7 +2,7 @@
  * Domain events <-> stored JSON. Amounts are bigint in the domain and decimal
  * strings in JSON, so no value ever passes through a float.
  */
-import type { AccountEvent } from "../domain/account.js";
+import type { AccountEvent, CommandRejection, RejectedCommand } from "../domain/account.js";
 import type { RecordedEvent } from "../store/event-store.js";
 
 export function encodeEventData(event: AccountEvent): Record<string, unknown> {
@@ -14,6 +14,8 @@ export function encodeEventData(event: AccountEvent): Record<string, unknown> {
       return { amount: event.data.amount.toString() };
     case "AccountClosed":
       return {};
+    case "CommandRejected":
+      return encodeRejectionJson(event.data);
   }
 }
 
@@ -31,6 +33,8 @@ export function decodeEvent(recorded: Pick<RecordedEvent, "type" | "data" | "str
       return { type: recorded.type, data: { amount: decodeAmount(data.amount, recorded) } };
     case "AccountClosed":
       return { type: "AccountClosed", data: {} };
+    case "CommandRejected":
+      return { type: "CommandRejected", data: decodeRejectionJson(data, recorded) };
     default:
       throw new Error(`unknown event type ${recorded.type} in ${recorded.stream}@${recorded.revision}`);
   }
@@ -39,4 +43,29 @@ export function decodeEvent(recorded: Pick<RecordedEvent, "type" | "data" | "str
 function decodeAmount(value: unknown, recorded: Pick<RecordedEvent, "stream" | "revision">): bigint {
   if (typeof value === "string" && /^[0-9]{1,19}$/.test(value)) return BigInt(value);
   throw new Error(`bad amount ${JSON.stringify(value)} in ${recorded.stream}@${recorded.revision}`);
+}
+
+const REJECTION_REASONS: ReadonlySet<string> = new Set<CommandRejection["reason"]>(["INSUFFICIENT_FUNDS", "BALANCE_LIMIT_EXCEEDED", "BALANCE_NOT_ZERO"]);
+
+/** CommandRejected's data (also kept in snapshots' idempotency windows). */
+export function encodeRejectionJson({ command, reason, details }: CommandRejection): Record<string, unknown> {
+  const encoded = command.type === "CloseAccount" ? { type: command.type } : { type: command.type, amount: command.amount.toString() };
+  return { command: encoded, reason, details };
+}
+
+export function decodeRejectionJson(data: Record<string, unknown>, recorded: Pick<RecordedEvent, "stream" | "revision">): CommandRejection {
+  const command = data.command as Record<string, unknown> | undefined;
+  const details = data.details as Record<string, unknown> | undefined;
+  if (typeof data.reason !== "string" || !REJECTION_REASONS.has(data.reason) || typeof details !== "object" || details === null) {
+    throw new Error(`bad CommandRejected in ${recorded.stream}@${recorded.revision}`);
+  }
+  let rejected: RejectedCommand;
+  if (command?.type === "Deposit" || command?.type === "Withdraw") rejected = { type: command.type, amount: decodeAmount(command.amount, recorded) };
+  else if (command?.type === "CloseAccount") rejected = { type: "CloseAccount" };
+  else throw new Error(`bad CommandRejected command in ${recorded.stream}@${recorded.revision}`);
+  return {
+    command: rejected,
+    reason: data.reason as CommandRejection["reason"],
+    details: Object.fromEntries(Object.entries(details).map(([key, value]) => [key, String(value)])),
+  };
 }

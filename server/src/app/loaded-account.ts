@@ -2,14 +2,15 @@
  * The in-memory form of an account (folded state, revision, idempotency
  * window) and its snapshot encoding.
  */
-import type { AccountState, ExistingAccount } from "../domain/account.js";
+import type { AccountState, CommandRejection, ExistingAccount } from "../domain/account.js";
+import { decodeRejectionJson, encodeRejectionJson } from "./event-codec.js";
 
 /**
  * Bump whenever `evolve`, the account state or the idempotency window change
  * meaning or shape: snapshots written by another version are then ignored
  * (the stream is replayed), never misread.
  */
-export const ACCOUNT_SNAPSHOT_VERSION = 1;
+export const ACCOUNT_SNAPSHOT_VERSION = 2;
 
 /** What a command id answers with when it is repeated. */
 export interface CommandOutcome {
@@ -18,6 +19,8 @@ export interface CommandOutcome {
   status: ExistingAccount["status"];
   /** What the command recorded, so a reused command id with other content is caught. */
   fingerprint: string;
+  /** Set when the command was refused: the recorded refusal, answered again to every repeat. */
+  refusal?: CommandRejection;
 }
 
 /** Owned by the account's queue: only the command handler's lane for that account touches it. */
@@ -37,7 +40,7 @@ export interface LoadedAccount {
  * (the balance limit is 2^53 - 1). Compact, because a snapshot carries the
  * whole window (up to 1,000 entries) and a cold load parses it.
  */
-type OutcomeJson = [commandId: string, revision: number, balance: number, closed: 0 | 1, fingerprint: number];
+type OutcomeJson = [commandId: string, revision: number, balance: number, closed: 0 | 1, fingerprint: number, refusal?: Record<string, unknown>];
 
 interface SnapshotJson {
   account: Omit<ExistingAccount, "balance"> & { balance: string };
@@ -60,7 +63,9 @@ export function encodeSnapshot(loaded: LoadedAccount): string {
       index = fingerprints.push(outcome.fingerprint) - 1;
       fingerprintIndex.set(outcome.fingerprint, index);
     }
-    recentCommands.push([commandId, Number(outcome.revision), Number(outcome.balance), outcome.status === "closed" ? 1 : 0, index]);
+    const entry: OutcomeJson = [commandId, Number(outcome.revision), Number(outcome.balance), outcome.status === "closed" ? 1 : 0, index];
+    if (outcome.refusal) entry.push(encodeRejectionJson(outcome.refusal));
+    recentCommands.push(entry);
   }
   const json: SnapshotJson = { account: { ...state, balance: state.balance.toString() }, fingerprints, recentCommands };
   return JSON.stringify(json);
@@ -77,12 +82,13 @@ export function decodeSnapshot(text: string, revision: bigint, windowSize: numbe
   // Keep the newest `windowSize` entries, in case the window was made smaller since.
   const entries = json.recentCommands;
   for (let i = Math.max(0, entries.length - windowSize); i < entries.length; i++) {
-    const [commandId, outcomeRevision, balance, closed, fingerprint] = entries[i]!;
+    const [commandId, outcomeRevision, balance, closed, fingerprint, refusal] = entries[i]!;
     recentCommands.set(commandId, {
       revision: BigInt(outcomeRevision),
       balance: BigInt(balance),
       status: closed ? "closed" : "open",
       fingerprint: fingerprints[fingerprint]!,
+      ...(refusal ? { refusal: decodeRejectionJson(refusal, { stream: account.accountId, revision: BigInt(outcomeRevision) }) } : {}),
     });
   }
   return {

@@ -10,6 +10,7 @@ import {
   AccountNotFoundError,
   BalanceLimitExceededError,
   BalanceNotZeroError,
+  DomainError,
   InsufficientFundsError,
 } from "./errors.js";
 import { MAX_BALANCE, validateAccountId, validateAmount, validateCurrency, validateOwner } from "./rules.js";
@@ -18,7 +19,27 @@ export type AccountEvent =
   | { type: "AccountOpened"; data: { accountId: string; owner: string; currency: string } }
   | { type: "MoneyDeposited"; data: { amount: bigint } }
   | { type: "MoneyWithdrawn"; data: { amount: bigint } }
-  | { type: "AccountClosed"; data: Record<string, never> };
+  | { type: "AccountClosed"; data: Record<string, never> }
+  | { type: "CommandRejected"; data: CommandRejection };
+
+/**
+ * A refusal that depends on the account's state at the time (the balance), so
+ * the same command could be accepted later. It is recorded as an event: the
+ * store's revision check then orders it against every other write, and a
+ * repeat of its command id is answered from the stream, by any server.
+ * Refusals that can never change (an account that exists or is closed, bad
+ * input) need no record.
+ */
+export interface CommandRejection {
+  command: RejectedCommand;
+  reason: RecordedRefusal["reason"];
+  /** The refusal's ErrorInfo metadata, as the caller got it. */
+  details: Record<string, string>;
+}
+
+export type RejectedCommand = { type: "Deposit" | "Withdraw"; amount: bigint } | { type: "CloseAccount" };
+
+type RecordedRefusal = InsufficientFundsError | BalanceLimitExceededError | BalanceNotZeroError;
 
 export type AccountEventType = AccountEvent["type"];
 
@@ -57,6 +78,8 @@ export function evolve(state: AccountState, event: AccountEvent): AccountState {
       return { ...existing(state, event.type), balance: existing(state, event.type).balance - event.data.amount };
     case "AccountClosed":
       return { ...existing(state, event.type), status: "closed" };
+    case "CommandRejected":
+      return existing(state, event.type);
     default:
       return assertNever(event);
   }
@@ -96,6 +119,50 @@ export function decide(command: AccountCommand, state: AccountState): AccountEve
     }
     default:
       return assertNever(command);
+  }
+}
+
+/** The event that records `error` as the answer to `command`, when that refusal depends on the state. */
+export function rejectionOf(command: AccountCommand, error: unknown): Extract<AccountEvent, { type: "CommandRejected" }> | undefined {
+  const recorded =
+    error instanceof InsufficientFundsError || error instanceof BalanceLimitExceededError || error instanceof BalanceNotZeroError;
+  if (!recorded || command.type === "OpenAccount") return undefined;
+  const rejected: RejectedCommand = command.type === "CloseAccount" ? { type: "CloseAccount" } : { type: command.type, amount: command.amount };
+  return { type: "CommandRejected", data: { command: rejected, reason: error.reason, details: { ...error.metadata } } };
+}
+
+/** The refusal a CommandRejected event recorded, rebuilt with the same reason, message and metadata. */
+export function refusalOf(accountId: string, rejection: CommandRejection): DomainError {
+  const { command, details } = rejection;
+  const amount = command.type === "CloseAccount" ? 0n : command.amount;
+  const balance = BigInt(details.balance ?? "0");
+  switch (rejection.reason) {
+    case "INSUFFICIENT_FUNDS":
+      return new InsufficientFundsError(accountId, balance, amount);
+    case "BALANCE_LIMIT_EXCEEDED":
+      return new BalanceLimitExceededError(accountId, balance, amount);
+    case "BALANCE_NOT_ZERO":
+      return new BalanceNotZeroError(accountId, balance);
+    default:
+      return assertNever(rejection.reason);
+  }
+}
+
+/** The command a recorded event answers, as far as the event says (for comparing a repeated command id). */
+export function commandOf(accountId: string, event: AccountEvent): AccountCommand {
+  switch (event.type) {
+    case "AccountOpened":
+      return { type: "OpenAccount", accountId, owner: event.data.owner, currency: event.data.currency };
+    case "MoneyDeposited":
+      return { type: "Deposit", accountId, amount: event.data.amount };
+    case "MoneyWithdrawn":
+      return { type: "Withdraw", accountId, amount: event.data.amount };
+    case "AccountClosed":
+      return { type: "CloseAccount", accountId };
+    case "CommandRejected":
+      return { ...event.data.command, accountId };
+    default:
+      return assertNever(event);
   }
 }
 

@@ -2,6 +2,7 @@
 import { Account, AccountStatus, type AccountEvent as AccountEventMessage } from "../../../client/src/gen/bank/v1/account.js";
 import type { AccountSnapshot } from "../app/account-command-handler.js";
 import { decodeEvent } from "../app/event-codec.js";
+import { refusalOf } from "../domain/account.js";
 import type { RecordedEvent } from "../store/event-store.js";
 import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
 
@@ -19,19 +20,20 @@ export function toAccountMessage({ account, revision }: AccountSnapshot): Accoun
 export function toAccountEventMessage(recorded: RecordedEvent): AccountEventMessage {
   const event = decodeEvent(recorded);
   const metadata = recorded.metadata;
+  const accountId = recorded.stream.slice(ACCOUNT_STREAM_PREFIX.length);
   return {
-    accountId: recorded.stream.slice(ACCOUNT_STREAM_PREFIX.length),
+    accountId,
     revision: recorded.revision,
     position: recorded.position,
     eventId: recorded.id,
     commandId: typeof metadata.commandId === "string" ? metadata.commandId : "",
     occurredAt: recorded.created,
     correlationId: typeof metadata.correlationId === "string" ? metadata.correlationId : "",
-    payload: payloadOf(event),
+    payload: payloadOf(accountId, event),
   };
 }
 
-function payloadOf(event: ReturnType<typeof decodeEvent>): AccountEventMessage["payload"] {
+function payloadOf(accountId: string, event: ReturnType<typeof decodeEvent>): AccountEventMessage["payload"] {
   switch (event.type) {
     case "AccountOpened":
       return { $case: "opened", value: { owner: event.data.owner, currency: event.data.currency } };
@@ -41,5 +43,11 @@ function payloadOf(event: ReturnType<typeof decodeEvent>): AccountEventMessage["
       return { $case: "withdrawn", value: { amount: event.data.amount } };
     case "AccountClosed":
       return { $case: "closed", value: {} };
+    case "CommandRejected": {
+      const { command, reason, details } = event.data;
+      const amount = command.type === "CloseAccount" ? 0n : command.amount;
+      const message = refusalOf(accountId, event.data).message;
+      return { $case: "rejected", value: { reason, message, command: command.type, amount, details } };
+    }
   }
 }

@@ -14,7 +14,9 @@ export interface RejectedRequest {
   [REJECTED]: RpcError;
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the string as sent (the default would drop it,
+// so "\uFEFFalice" would pass as "alice"); validation sees every character.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function guardedDeserializer<T>(
   decode: (reader: BinaryReader) => T,

@@ -98,6 +98,7 @@ export class SqliteEventStore implements EventStore {
   private readonly statements: {
     lastRevision: Database.Statement<[string], { revision: bigint | null }>;
     byEventId: Database.Statement<[string], { stream: string; revision: bigint; position: bigint }>;
+    eventById: Database.Statement<[string], { stream: string; revision: bigint; position: bigint; type: string; data: string }>;
     insert: Database.Statement<[string, bigint, string, string, string, string, number]>;
     forwards: Database.Statement<[string, bigint, number], EventRow>;
     backwards: Database.Statement<[string, bigint, number], EventRow>;
@@ -128,6 +129,7 @@ export class SqliteEventStore implements EventStore {
     this.statements = {
       lastRevision: db.prepare("SELECT MAX(revision) AS revision FROM events WHERE stream = ?"),
       byEventId: db.prepare("SELECT stream, revision, position FROM events WHERE event_id = ?"),
+      eventById: db.prepare("SELECT stream, revision, position, type, data FROM events WHERE event_id = ?"),
       insert: db.prepare(
         "INSERT INTO events (stream, revision, event_id, type, data, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -198,16 +200,17 @@ export class SqliteEventStore implements EventStore {
   private appendInTransaction(stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
     const last = this.statements.lastRevision.get(stream)?.revision ?? null;
     const actual = last === null ? "no_stream" : last;
-    const exact = expected === "no_stream" || typeof expected === "bigint";
     const matches =
       expected === "any" ||
       (expected === "no_stream" && last === null) ||
       (expected === "stream_exists" && last !== null) ||
       (typeof expected === "bigint" && last === expected);
-    // When an exact expectation holds, the events cannot be in the stream already (they would
-    // come after it): the common case skips the look-up by event id.
+    // A retried append succeeds again without writing, as on EventStoreDB: with an exact
+    // expectation only when the same events sit right after it, otherwise anywhere in the stream.
+    // When an exact expectation holds, they cannot be there (they would come after it).
+    const exact = expected === "no_stream" || typeof expected === "bigint";
     if (!(exact && matches)) {
-      const repeated = this.findRepeatedAppend(stream, events);
+      const repeated = this.findRepeatedAppend(stream, events, exact ? (expected === "no_stream" ? 0n : (expected as bigint) + 1n) : undefined);
       if (repeated) return repeated;
     }
     if (!matches) throw new WrongExpectedRevisionError(stream, expected, actual);
@@ -221,6 +224,7 @@ export class SqliteEventStore implements EventStore {
       try {
         info = this.statements.insert.run(stream, revision, event.id, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata), now);
       } catch (error) {
+        // The id is taken elsewhere (an older revision, another stream): not a repeat of this append.
         if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE") throw this.duplicate(event.id, error);
         throw error;
       }
@@ -236,22 +240,20 @@ export class SqliteEventStore implements EventStore {
   }
 
   /**
-   * A retried append (same event ids, already in this stream in this order)
-   * succeeds again without writing, like EventStoreDB's idempotent appends.
+   * The same events (ids, types and data: an id alone is not enough) already
+   * in this stream, one after the other, starting at `at` when given: a repeat
+   * of an earlier append. Anything less is not a repeat.
    */
-  private findRepeatedAppend(stream: string, events: NewEvent[]): AppendResult | undefined {
-    const first = this.statements.byEventId.get(events[0]!.id);
-    if (!first) return undefined;
-    let last = first;
+  private findRepeatedAppend(stream: string, events: NewEvent[], at: bigint | undefined): AppendResult | undefined {
+    let last: { revision: bigint; position: bigint } | undefined;
     for (const [index, event] of events.entries()) {
-      const row = index === 0 ? first : this.statements.byEventId.get(event.id);
-      if (!row || row.stream !== stream || row.revision !== first.revision + BigInt(index)) {
-        // Not a repeat of one earlier append: report the first event already stored.
-        throw this.duplicate(events.find((e) => this.statements.byEventId.get(e.id))!.id);
-      }
+      const row = this.statements.eventById.get(event.id);
+      const revision = index === 0 ? (at ?? row?.revision) : last!.revision + 1n;
+      if (!row || row.stream !== stream || row.revision !== revision) return undefined;
+      if (row.type !== event.type || row.data !== JSON.stringify(event.data)) return undefined;
       last = row;
     }
-    return { nextExpectedRevision: last.revision, position: String(last.position) };
+    return last && { nextExpectedRevision: last.revision, position: String(last.position) };
   }
 
   /** The event id is taken: say where, so the caller can answer from history. */
@@ -389,7 +391,12 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
   };
 }
 
+/** Positions are SQLite integer keys: a decimal in 0..2^63-1. */
 function parsePosition(position: string): bigint {
   if (!/^(0|[1-9][0-9]{0,18})$/.test(position)) throw new InvalidPositionError(position);
-  return BigInt(position);
+  const value = BigInt(position);
+  if (value > MAX_POSITION) throw new InvalidPositionError(position);
+  return value;
 }
+
+const MAX_POSITION = 2n ** 63n - 1n;

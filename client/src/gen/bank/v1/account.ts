@@ -85,6 +85,30 @@ export interface MoneyWithdrawn {
 export interface AccountClosed {
 }
 
+/**
+ * A command that the account's rules refused (insufficient funds, a balance
+ * that is not zero, the balance limit), recorded in the stream so that every
+ * repeat of its command id, on any server and after restarts, gets the same
+ * answer. It changes no balance but takes a revision like any event.
+ */
+export interface CommandRejected {
+  /** The google.rpc.ErrorInfo reason of the refusal, e.g. INSUFFICIENT_FUNDS. */
+  reason: string;
+  /** The human-readable message the caller got. */
+  message: string;
+  /** What was asked: "Deposit", "Withdraw" or "CloseAccount". */
+  command: string;
+  /** The amount asked for (Deposit, Withdraw); 0 otherwise. */
+  amount: bigint;
+  /** The ErrorInfo metadata the caller got (balance, amount, ...). */
+  details: { [key: string]: string };
+}
+
+export interface CommandRejected_DetailsEntry {
+  key: string;
+  value: string;
+}
+
 /** One recorded event of an account stream. */
 export interface AccountEvent {
   accountId: string;
@@ -105,6 +129,7 @@ export interface AccountEvent {
     | { $case: "deposited"; value: MoneyDeposited }
     | { $case: "withdrawn"; value: MoneyWithdrawn }
     | { $case: "closed"; value: AccountClosed }
+    | { $case: "rejected"; value: CommandRejected }
     | undefined;
 }
 
@@ -551,6 +576,257 @@ export const AccountClosed: MessageFns<AccountClosed> = {
   },
 };
 
+function createBaseCommandRejected(): CommandRejected {
+  return { reason: "", message: "", command: "", amount: 0n, details: {} };
+}
+
+export const CommandRejected: MessageFns<CommandRejected> = {
+  encode(message: CommandRejected, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== "") {
+      writer.uint32(10).string(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.command !== "") {
+      writer.uint32(26).string(message.command);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(32).int64(message.amount);
+    }
+    globalThis.Object.entries(message.details).forEach(([key, value]: [string, string]) => {
+      CommandRejected_DetailsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommandRejected {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommandRejected();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.command = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = CommandRejected_DetailsEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.details[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommandRejected {
+    return {
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      command: isSet(object.command) ? globalThis.String(object.command) : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      details: isObject(object.details)
+        ? (globalThis.Object.entries(object.details) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: CommandRejected): unknown {
+    const obj: any = {};
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.command !== "") {
+      obj.command = message.command;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.details) {
+      const entries = globalThis.Object.entries(message.details) as [string, string][];
+      if (entries.length > 0) {
+        obj.details = {};
+        entries.forEach(([k, v]) => {
+          obj.details[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommandRejected>, I>>(base?: I): CommandRejected {
+    return CommandRejected.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommandRejected>, I>>(object: I): CommandRejected {
+    const message = createBaseCommandRejected();
+    message.reason = object.reason ?? "";
+    message.message = object.message ?? "";
+    message.command = object.command ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.details = (globalThis.Object.entries(object.details ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseCommandRejected_DetailsEntry(): CommandRejected_DetailsEntry {
+  return { key: "", value: "" };
+}
+
+export const CommandRejected_DetailsEntry: MessageFns<CommandRejected_DetailsEntry> = {
+  encode(message: CommandRejected_DetailsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommandRejected_DetailsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommandRejected_DetailsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommandRejected_DetailsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: CommandRejected_DetailsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommandRejected_DetailsEntry>, I>>(base?: I): CommandRejected_DetailsEntry {
+    return CommandRejected_DetailsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommandRejected_DetailsEntry>, I>>(object: I): CommandRejected_DetailsEntry {
+    const message = createBaseCommandRejected_DetailsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 function createBaseAccountEvent(): AccountEvent {
   return {
     accountId: "",
@@ -602,6 +878,9 @@ export const AccountEvent: MessageFns<AccountEvent> = {
         break;
       case "closed":
         AccountClosed.encode(message.payload.value, writer.uint32(106).fork()).join();
+        break;
+      case "rejected":
+        CommandRejected.encode(message.payload.value, writer.uint32(114).fork()).join();
         break;
     }
     return writer;
@@ -708,6 +987,14 @@ export const AccountEvent: MessageFns<AccountEvent> = {
             message.payload = { $case: "closed", value: AccountClosed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.payload = { $case: "rejected", value: CommandRejected.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -757,6 +1044,8 @@ export const AccountEvent: MessageFns<AccountEvent> = {
         ? { $case: "withdrawn", value: MoneyWithdrawn.fromJSON(object.withdrawn) }
         : isSet(object.closed)
         ? { $case: "closed", value: AccountClosed.fromJSON(object.closed) }
+        : isSet(object.rejected)
+        ? { $case: "rejected", value: CommandRejected.fromJSON(object.rejected) }
         : undefined,
     };
   },
@@ -792,6 +1081,8 @@ export const AccountEvent: MessageFns<AccountEvent> = {
       obj.withdrawn = MoneyWithdrawn.toJSON(message.payload.value);
     } else if (message.payload?.$case === "closed") {
       obj.closed = AccountClosed.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "rejected") {
+      obj.rejected = CommandRejected.toJSON(message.payload.value);
     }
     return obj;
   },
@@ -830,6 +1121,12 @@ export const AccountEvent: MessageFns<AccountEvent> = {
       case "closed": {
         if (object.payload?.value !== undefined && object.payload?.value !== null) {
           message.payload = { $case: "closed", value: AccountClosed.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "rejected": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "rejected", value: CommandRejected.fromPartial(object.payload.value) };
         }
         break;
       }
@@ -923,6 +1220,10 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
