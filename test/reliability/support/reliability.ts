@@ -114,6 +114,11 @@ export function checkAccountInvariants(accountId: string, events: AccountEvent[]
       const amount = event.payload!.value.amount;
       if (amount < 1n || amount > MAX_AMOUNT) problems.push(`event ${index} has amount ${amount}`);
     }
+    if (kind === "rejected") {
+      // A refusal is decided on the state it is recorded after, never on a stale copy.
+      const { reason, details } = event.payload!.value as { reason: string; details: Record<string, string> };
+      if (details.balance !== String(running)) problems.push(`event ${index} records ${reason} at balance ${details.balance}, but the balance was ${running}`);
+    }
     running += delta(event);
     if (running < 0n) problems.push(`balance ${running} after revision ${index}`);
     if (running > MAX_BALANCE) problems.push(`balance ${running} over 2^53-1 after revision ${index}`);
