@@ -178,13 +178,29 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         expect(error).toMatchObject({ code: status.INVALID_ARGUMENT, metadata: { field: "max_count" } });
       });
 
-      it("rejects a subscription from a position the server never issued", async () => {
-        const stream = client.subscribeAll({ fromPosition: "garbage" });
-        const error = await new Promise((resolve) => {
-          stream.on("error", resolve);
-          stream.on("data", () => {});
-        });
-        expect(decodeError(error)).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_POSITION" });
+      it.each(["garbage", "9223372036854775808", "9999999999999999999", "18446744073709551616/0"])(
+        "rejects a subscription from a position the server never issued (%s)",
+        async (fromPosition) => {
+          const stream = client.subscribeAll({ fromPosition });
+          const error = await new Promise((resolve) => {
+            stream.on("error", resolve);
+            stream.on("data", () => {});
+          });
+          expect(decodeError(error)).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_POSITION" });
+        },
+      );
+
+      it("keeps a leading U+FEFF as part of a string: an invalid account id, a command id of its own", async () => {
+        const id = newId();
+        await open(id);
+        expect(await rejection(get(`\uFEFF${id}`))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_ACCOUNT_ID" });
+        expect(await rejection(deposit(`\uFEFF${id}`, 1n))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_ACCOUNT_ID" });
+        const commandId = cmd();
+        await deposit(id, 5n, { commandId });
+        // Another command id: applied, not taken for a repeat of the first.
+        expect((await deposit(id, 7n, { commandId: `\uFEFF${commandId}` })).account?.balance).toBe(12n);
+        const ids = (await eventsOf(id)).map((event) => event.commandId);
+        expect(ids.slice(1)).toEqual([commandId, `\uFEFF${commandId}`]);
       });
     });
 
