@@ -13,7 +13,7 @@
  */
 import { createFileRegistry, fromBinary, type DescEnum, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { Metadata } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -171,7 +171,7 @@ describe("grpcurl runs the README's lines", () => {
 
       it("prints a refusal exactly as the README's sample shows: status, message and ErrorInfo reason", async () => {
         const result = await run(next(/"amount":"5000".*\/Withdraw\s/s));
-        expect(result.code).not.toBe(0);
+        expect(result.code, "grpcurl exits with 64 + the status code, as the README says").toBe(64 + status.FAILED_PRECONDITION);
         expect(result.stdout).toBe("");
         expect(parseGrpcurlError(result.stderr)).toEqual({
           code: "FailedPrecondition",
@@ -254,7 +254,7 @@ describe("grpcurl runs the README's lines", () => {
         expect(JSON.parse(ok.stdout)).toEqual({ account: { accountId: "alice", owner: "Alice", currency: "EUR", status: "ACCOUNT_STATUS_OPEN" } });
 
         const refused = await runCommand(line, GRPCURL!, secured.address, { KEY: "not-a-key" });
-        expect(refused.code).not.toBe(0);
+        expect(refused.code).toBe(64 + status.UNAUTHENTICATED);
         expect(parseGrpcurlError(refused.stderr)).toMatchObject({ code: "Unauthenticated", details: [{ reason: "UNAUTHENTICATED", domain: "eventbank" }] });
       });
     });
