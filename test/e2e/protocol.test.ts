@@ -4,6 +4,8 @@
  */
 import { credentials, makeGenericClientConstructor, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { connect as tcpConnect } from "node:net";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { askReflection, checkHealth } from "../support/generic-clients.js";
 import { call, connect, decodeError } from "../support/grpc-client.js";
@@ -25,15 +27,70 @@ describe("protocol surface", () => {
   });
 
   for (const version of ["v1", "v1alpha"] as const) {
-    it(`lists and describes services through reflection ${version}`, async () => {
+    describe(`reflection ${version}`, () => {
       const ask = (request: object) => askReflection(server.address, version, request);
-      const listed = await ask({ listServices: "*" });
-      const names = listed.listServicesResponse.service.map((s: { name: string }) => s.name);
-      expect(names).toEqual(expect.arrayContaining(["bank.v1.AccountService", "grpc.health.v1.Health"]));
-      const described = await ask({ fileContainingSymbol: "bank.v1.AccountService" });
-      expect(described.fileDescriptorResponse.fileDescriptorProto.length).toBeGreaterThan(0);
-      const errorInfo = await ask({ fileContainingSymbol: "google.rpc.ErrorInfo" });
-      expect(errorInfo.fileDescriptorResponse.fileDescriptorProto.length).toBeGreaterThan(0);
+      const files = (answer: any) => (answer.fileDescriptorResponse.fileDescriptorProto as Buffer[]).map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes));
+      const notFound = (answer: any) => expect(answer.errorResponse).toMatchObject({ errorCode: status.NOT_FOUND, errorMessage: expect.stringContaining("not found") });
+
+      it("lists the services", async () => {
+        const listed = await ask({ listServices: "*" });
+        expect(listed.listServicesResponse.service.map((s: { name: string }) => s.name)).toEqual(["bank.v1.AccountService", "grpc.health.v1.Health"]);
+      });
+
+      it("answers a symbol with its file as compiled, imports included, enough to resolve every method", async () => {
+        const answer = files(await ask({ fileContainingSymbol: "bank.v1.AccountService" }));
+        expect(answer[0]).toMatchObject({ name: "bank/v1/account_service.proto", dependency: ["bank/v1/account.proto"] });
+        expect(answer.map((f) => f.name)).toEqual(["bank/v1/account_service.proto", "bank/v1/account.proto", "google/protobuf/timestamp.proto"]);
+        // createFileRegistry refuses a file whose imports are missing, like grpcurl and DescriptorPool.
+        const registry = createFileRegistry(answer[0]!, (name) => answer.find((f) => f.name === name));
+        const service = registry.getService("bank.v1.AccountService")!;
+        expect(service.methods.map((m) => [m.name, m.input.typeName, m.output.typeName])).toContainEqual(["SubscribeAll", "bank.v1.SubscribeAllRequest", "bank.v1.SubscribeAllResponse"]);
+        expect(registry.getMessage("bank.v1.AccountEvent")!.field.occurredAt!.message!.typeName).toBe("google.protobuf.Timestamp");
+      });
+
+      it("answers every file by name, transitively, as grpcurl walks the imports", async () => {
+        const seen = new Map<string, string[]>();
+        const pending = ["bank/v1/account_service.proto", "google/rpc/status.proto", "google/rpc/error_details.proto", "health/v1/health.proto"];
+        while (pending.length > 0) {
+          const name = pending.pop()!;
+          const [file] = files(await ask({ fileByFilename: name }));
+          expect(file!.name).toBe(name);
+          seen.set(name, file!.dependency);
+          pending.push(...file!.dependency.filter((d) => !seen.has(d) && !pending.includes(d)));
+        }
+        expect(Object.fromEntries(seen)).toEqual({
+          "bank/v1/account_service.proto": ["bank/v1/account.proto"],
+          "bank/v1/account.proto": ["google/protobuf/timestamp.proto"],
+          "google/protobuf/timestamp.proto": [],
+          "google/rpc/status.proto": ["google/protobuf/any.proto"],
+          "google/protobuf/any.proto": [],
+          "google/rpc/error_details.proto": ["google/protobuf/duration.proto"],
+          "google/protobuf/duration.proto": [],
+          "health/v1/health.proto": [],
+        });
+      });
+
+      it("finds methods, fields, enum values and the status detail types by symbol", async () => {
+        for (const [symbol, file] of [
+          ["bank.v1.AccountService.Deposit", "bank/v1/account_service.proto"],
+          ["bank.v1.Account.balance", "bank/v1/account.proto"],
+          ["bank.v1.READ_DIRECTION_BACKWARDS", "bank/v1/account_service.proto"],
+          ["google.rpc.ErrorInfo", "google/rpc/error_details.proto"],
+          ["grpc.health.v1.Health", "health/v1/health.proto"],
+        ]) {
+          expect(files(await ask({ fileContainingSymbol: symbol }))[0]!.name, symbol).toBe(file);
+        }
+      });
+
+      it("answers NOT_FOUND for unknown files, symbols and extensions, and no extension numbers for a known message", async () => {
+        notFound(await ask({ fileByFilename: "bank/v1/nope.proto" }));
+        notFound(await ask({ fileContainingSymbol: "bank.v1.Nope" }));
+        notFound(await ask({ fileContainingExtension: { containingType: "bank.v1.Account", extensionNumber: 100 } }));
+        notFound(await ask({ allExtensionNumbersOfType: "bank.v1.Nope" }));
+        const numbers = (await ask({ allExtensionNumbersOfType: "bank.v1.Account" })).allExtensionNumbersResponse;
+        expect(numbers.baseTypeName).toBe("bank.v1.Account");
+        expect(numbers.extensionNumber ?? []).toEqual([]);
+      });
     });
   }
 

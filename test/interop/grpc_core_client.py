@@ -1,10 +1,12 @@
 """
 A client on a different gRPC implementation: Python's grpcio (gRPC C-core,
 Debian package python3-grpcio), the stack family that grpcurl's users and
-non-Node services call from. Message types come from the descriptor set the
-server itself serves by reflection, so nothing here is generated or copied.
+non-Node services call from. Message types come from the server's own
+reflection (v1 and v1alpha), loaded into a DescriptorPool that refuses a file
+whose imports it lacks, so nothing here is generated or copied, and a
+reflection answer that a strict client cannot use fails this test.
 
-Usage: python3 grpc_core_client.py <host:port> <descriptor-set.binpb>
+Usage: python3 grpc_core_client.py <host:port>
 Prints one JSON object with what it observed; the vitest test judges it.
 """
 import json
@@ -14,19 +16,8 @@ import uuid
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-address, descriptor_set_path = sys.argv[1], sys.argv[2]
-
-pool = descriptor_pool.DescriptorPool()
-files = descriptor_pb2.FileDescriptorSet()
-with open(descriptor_set_path, "rb") as f:
-    files.ParseFromString(f.read())
-for file in files.file:
-    pool.Add(file)
-factory = message_factory.MessageFactory(pool)
-
-
-def message(name):
-    return factory.GetPrototype(pool.FindMessageTypeByName(name))
+address = sys.argv[1]
+channel = grpc.insecure_channel(address)
 
 
 def reflection_messages(package):
@@ -65,7 +56,92 @@ def reflection_messages(package):
     )
 
 
-channel = grpc.insecure_channel(address)
+class ReflectionError(Exception):
+    pass
+
+
+def load_by_reflection(package):
+    """
+    What grpcurl does: list the services, ask for the file of each, then for
+    every import not yet seen by file name, transitively. Each file goes into
+    the pool after its imports, so a missing or wrong import list is refused.
+    Returns the pool and what was seen.
+    """
+    Request, Response = reflection_messages(package)
+    info = channel.stream_stream(
+        f"/grpc.reflection.{package}.ServerReflection/ServerReflectionInfo",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=Response.FromString,
+    )
+
+    def ask(**fields):
+        (response,) = list(info(iter([Request(**fields)]), timeout=10))
+        if response.WhichOneof("message_response") == "error_response":
+            raise ReflectionError(f"{fields}: {response.error_response.error_code} {response.error_response.error_message}")
+        return response
+
+    services = sorted(s.name for s in ask(list_services="").list_services_response.service)
+    files = {}
+    first_file = {}
+
+    def store(response):
+        answered = [descriptor_pb2.FileDescriptorProto.FromString(b) for b in response.file_descriptor_response.file_descriptor_proto]
+        for file in answered:
+            files.setdefault(file.name, file)
+        return answered[0].name
+
+    # The services, and the status detail types a client looks up to decode a refusal's details.
+    for symbol in services + ["google.rpc.Status", "google.rpc.ErrorInfo"]:
+        first_file[symbol] = store(ask(file_containing_symbol=symbol))
+    missing = [d for f in list(files.values()) for d in f.dependency if d not in files]
+    while missing:
+        store(ask(file_by_filename=missing.pop()))
+        missing = [d for f in list(files.values()) for d in f.dependency if d not in files]
+
+    pool = descriptor_pool.DescriptorPool()
+    added = []
+
+    def add(name):
+        if name in added:
+            return
+        for dependency in files[name].dependency:
+            add(dependency)
+        pool.AddSerializedFile(files[name].SerializeToString())  # raises if a type it uses is not defined
+        added.append(name)
+
+    for name in files:
+        add(name)
+
+    methods = []
+    for service in services:
+        descriptor = pool.FindServiceByName(service)
+        for method in descriptor.methods:
+            methods.append(f"{service}/{method.name}: {method.input_type.full_name} -> {method.output_type.full_name}")
+    return pool, {
+        "services": services,
+        "file": first_file.get("bank.v1.AccountService"),
+        "files": sorted(added),
+        "methods": methods,
+    }
+
+
+# Reflection first, both versions: every type the calls below use comes from it.
+report = {"reflection": {}}
+pools = {}
+for package in ("v1", "v1alpha"):
+    try:
+        pools[package], report["reflection"][package] = load_by_reflection(package)
+    except (ReflectionError, TypeError, KeyError) as error:
+        report["reflection"][package] = {"error": f"{type(error).__name__}: {error}"}
+if "v1" not in pools:
+    print(json.dumps(report))
+    sys.exit(0)
+pool = pools["v1"]
+factory = message_factory.MessageFactory(pool)
+
+
+def message(name):
+    return factory.GetPrototype(pool.FindMessageTypeByName(name))
 
 
 def unary(method, request, response_type, timeout=10):
@@ -91,8 +167,6 @@ def refusal(error):
                     observed["metadata"] = dict(info.metadata)
     return observed
 
-
-report = {}
 
 health = unary("/grpc.health.v1.Health/Check", message("grpc.health.v1.HealthCheckRequest")(service=""), message("grpc.health.v1.HealthCheckResponse"))
 report["health"] = message("grpc.health.v1.HealthCheckResponse").DESCRIPTOR.enum_types_by_name["ServingStatus"].values_by_number[health.status].name
@@ -143,24 +217,6 @@ for item in stream:
         break
 stream.cancel()
 report["subscription"] = seen
-
-# What grpcurl's `list` and `describe` ask: reflection v1 and v1alpha.
-report["reflection"] = {}
-for package in ("v1", "v1alpha"):
-    Request, Response = reflection_messages(package)
-    info = channel.stream_stream(
-        f"/grpc.reflection.{package}.ServerReflection/ServerReflectionInfo",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=Response.FromString,
-    )
-    responses = list(info(iter([Request(list_services=""), Request(file_containing_symbol="bank.v1.AccountService")]), timeout=10))
-    services = sorted(s.name for s in responses[0].list_services_response.service)
-    described = descriptor_pb2.FileDescriptorProto.FromString(responses[1].file_descriptor_response.file_descriptor_proto[0])
-    report["reflection"][package] = {
-        "services": services,
-        "file": described.name,
-        "methods": [m.name for m in described.service[0].method],
-    }
 
 channel.close()
 print(json.dumps(report))

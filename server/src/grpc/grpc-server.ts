@@ -3,8 +3,6 @@
  * grpc.health.v1.Health and server reflection (v1 and v1alpha, from the
  * descriptor set that `npm run generate` builds), and graceful shutdown.
  */
-import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { Server, ServerCredentials, status, type ChannelOptions, type ServiceDefinition } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { readFileSync } from "node:fs";
@@ -22,10 +20,12 @@ import {
 } from "../../../client/src/gen/bank/v1/account_service.js";
 import type { BinaryReader } from "@bufbuild/protobuf/wire";
 import { createAccountService, type AccountServiceDependencies } from "./account-service.js";
+import { addReflectionService, DescriptorIndex } from "./reflection-service.js";
 import { guardedDeserializer } from "./request-guard.js";
 import type { RpcRuntime } from "./rpc-handlers.js";
 
 export const ACCOUNT_SERVICE_NAME = "bank.v1.AccountService";
+const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 const DESCRIPTOR_SET = new URL("../../gen/descriptor-set.binpb", import.meta.url);
 
 export interface GrpcServerOptions extends AccountServiceDependencies {
@@ -93,7 +93,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const health = new HealthImplementation({ "": "SERVING", [ACCOUNT_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   if (options.reflection ?? true) {
-    new ReflectionService(loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET))).addToServer(server);
+    addReflectionService(server, new DescriptorIndex(readFileSync(DESCRIPTOR_SET), [ACCOUNT_SERVICE_NAME, HEALTH_SERVICE_NAME]));
   }
 
   const credentials = options.credentials ?? ServerCredentials.createInsecure();
