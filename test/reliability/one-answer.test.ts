@@ -220,7 +220,7 @@ describe.each([
       reuse: fc.boolean(),
     });
     // Each step: 1-3 sends at the same time.
-    const stepsArb = fc.array(fc.array(sendArb, { minLength: 1, maxLength: 3 }), { minLength: 5, maxLength: size(40, 120) });
+    const stepsArb = fc.array(fc.array(sendArb, { minLength: 1, maxLength: 3 }), { minLength: size(5, 100), maxLength: size(40, 150) });
     let commands = 0;
     let repeats = 0;
     let checkedTotal = 0;
@@ -258,7 +258,7 @@ describe.each([
         }
         checkedTotal += checkAnswers(sent, streams).checked;
       }),
-      { numRuns: size(6, 80), seed: seedFor(`one answer (${store})`), endOnFailure: true },
+      { numRuns: size(6, 60), seed: seedFor(`one answer (${store})`), endOnFailure: true },
     );
     console.log(
       `[reliability] one answer (${store}): 2 servers, ${commands} sends (${repeats} repeats or reuses of an earlier id), ` +
