@@ -36,7 +36,7 @@ import {
 } from "../store/event-store.js";
 import type { SnapshotStore } from "../store/snapshot-store.js";
 import { CommandCancelledError, CommandIdReusedError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "./errors.js";
-import { decodeEvent, encodeEventData } from "./event-codec.js";
+import { decodeEvent, encodeEventData, eventSchemaVersion } from "./event-codec.js";
 import { eventIdFor } from "./event-ids.js";
 import { ACCOUNT_SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot, type CommandOutcome, type LoadedAccount } from "./loaded-account.js";
 import { LruCache } from "./lru-cache.js";
@@ -489,6 +489,7 @@ function toNewEvent(stream: string, event: AccountEvent, index: number, context:
       commandId: context.commandId,
       correlationId: context.correlationId,
       causationId: context.causationId,
+      schemaVersion: eventSchemaVersion(event.type),
       ...(context.principal === undefined ? {} : { principal: context.principal }),
     },
   };
