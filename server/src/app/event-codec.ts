@@ -38,7 +38,8 @@ export function decodeEvent(recorded: StoredEvent): AccountEvent {
     revision: recorded.revision,
     accountId: recorded.stream.startsWith(ACCOUNT_STREAM_PREFIX) ? recorded.stream.slice(ACCOUNT_STREAM_PREFIX.length) : recorded.stream,
   };
-  const version = recorded.metadata?.[SCHEMA_VERSION_KEY] ?? 1;
+  const stored: unknown = recorded.metadata?.[SCHEMA_VERSION_KEY];
+  const version = stored === undefined ? 1 : stored;
   const schema = schemaOf(recorded.type);
   if (!schema || !Number.isSafeInteger(version) || (version as number) < 1 || (version as number) > schema.current) {
     const error = new UnknownEventError(at, recorded.type, String(version), schema?.current);

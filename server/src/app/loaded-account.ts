@@ -3,13 +3,18 @@
  * window) and its snapshot encoding.
  */
 import type { AccountState, ExistingAccount } from "../domain/account.js";
+import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
+import type { StoredSnapshot } from "../store/snapshot-store.js";
 
 /**
- * Bump whenever `evolve`, the account state or the idempotency window change
- * meaning or shape: snapshots written by another version are then ignored
- * (the stream is replayed), never misread.
+ * Version of the snapshot JSON. Bump whenever `evolve`, the account state or
+ * the idempotency window change meaning or shape, and add an upcaster from
+ * the previous version to SNAPSHOT_UPCASTS if one can be written; a snapshot
+ * of a version without one (or of a newer release) is ignored and the stream
+ * replayed, never misread. Version 1 (release 0.1.0) kept the account id in
+ * the state; version 2 takes it from the stream, like AccountOpened v2.
  */
-export const ACCOUNT_SNAPSHOT_VERSION = 1;
+export const ACCOUNT_SNAPSHOT_VERSION = 2;
 
 /** What a command id answers with when it is repeated. */
 export interface CommandOutcome {
@@ -40,7 +45,7 @@ export interface LoadedAccount {
 type OutcomeJson = [commandId: string, revision: number, balance: number, closed: 0 | 1, fingerprint: number];
 
 interface SnapshotJson {
-  account: Omit<ExistingAccount, "balance"> & { balance: string };
+  account: Omit<ExistingAccount, "balance" | "accountId"> & { balance: string };
   /** Distinct fingerprints of the window (most commands share a few). */
   fingerprints: string[];
   /** Oldest first. */
@@ -62,15 +67,55 @@ export function encodeSnapshot(loaded: LoadedAccount): string {
     }
     recentCommands.push([commandId, Number(outcome.revision), Number(outcome.balance), outcome.status === "closed" ? 1 : 0, index]);
   }
-  const json: SnapshotJson = { account: { ...state, balance: state.balance.toString() }, fingerprints, recentCommands };
+  const account = { status: state.status, owner: state.owner, currency: state.currency, balance: state.balance.toString() };
+  const json: SnapshotJson = { account, fingerprints, recentCommands };
   return JSON.stringify(json);
 }
 
-/** The inverse of encodeSnapshot; throws on text it did not write. */
-export function decodeSnapshot(text: string, revision: bigint, windowSize: number): LoadedAccount {
-  const json = JSON.parse(text) as SnapshotJson;
+/**
+ * SNAPSHOT_UPCASTS[n] turns the JSON of version n into version n + 1, or
+ * says undefined when it cannot (the snapshot is then ignored).
+ */
+const SNAPSHOT_UPCASTS: Record<number, (json: unknown, accountId: string) => unknown> = {
+  // v1 -> v2: the account id moves out of the state; a v1 snapshot naming another account is not this one's.
+  1: (json, accountId) => {
+    const { account, ...rest } = json as { account?: { accountId?: unknown } };
+    if (account?.accountId !== accountId) return undefined;
+    const { accountId: _accountId, ...v2account } = account;
+    return { ...rest, account: v2account };
+  },
+};
+
+/**
+ * The account a stored snapshot holds, upcast from an older version when
+ * there is an upcaster; undefined when the snapshot is to be ignored (a
+ * version this release cannot read). Throws on text a known version cannot have.
+ */
+export function decodeStoredSnapshot(stored: StoredSnapshot, windowSize: number): LoadedAccount | undefined {
+  const { version, stream } = stored;
+  if (!Number.isSafeInteger(version) || version < 1 || version > ACCOUNT_SNAPSHOT_VERSION) return undefined;
+  const accountId = stream.slice(ACCOUNT_STREAM_PREFIX.length);
+  let json: unknown = JSON.parse(stored.state);
+  for (let from = version; from < ACCOUNT_SNAPSHOT_VERSION; from++) {
+    const upcast = SNAPSHOT_UPCASTS[from];
+    json = upcast?.(json, accountId);
+    if (json === undefined) return undefined;
+  }
+  return decodeSnapshotJson(json as SnapshotJson, accountId, stored.revision, windowSize);
+}
+
+/** The inverse of encodeSnapshot; throws on JSON it did not write. */
+function decodeSnapshotJson(json: SnapshotJson, accountId: string, revision: bigint, windowSize: number): LoadedAccount {
   const { account, fingerprints } = json;
-  if (typeof account?.accountId !== "string" || (account.status !== "open" && account.status !== "closed") || !Array.isArray(fingerprints)) {
+  if (
+    (account?.status !== "open" && account?.status !== "closed") ||
+    typeof account.owner !== "string" ||
+    typeof account.currency !== "string" ||
+    typeof account.balance !== "string" ||
+    !/^[0-9]{1,19}$/.test(account.balance) ||
+    !Array.isArray(fingerprints) ||
+    !Array.isArray(json.recentCommands)
+  ) {
     throw new Error("not an account snapshot");
   }
   const recentCommands = new Map<string, CommandOutcome>();
@@ -86,7 +131,7 @@ export function decodeSnapshot(text: string, revision: bigint, windowSize: numbe
     });
   }
   return {
-    state: { status: account.status, accountId: account.accountId, owner: account.owner, currency: account.currency, balance: BigInt(account.balance) },
+    state: { status: account.status, accountId, owner: account.owner, currency: account.currency, balance: BigInt(account.balance) },
     revision,
     recentCommands,
     snapshotRevision: revision,
