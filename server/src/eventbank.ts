@@ -11,6 +11,7 @@ import type { EventStore } from "./store/event-store.js";
 import type { SnapshotStore } from "./store/snapshot-store.js";
 import { SqliteEventStore } from "./store/sqlite-event-store.js";
 import { SqliteSnapshotStore } from "./store/sqlite-snapshot-store.js";
+import { onUnknownEvent } from "./app/unknown-events.js";
 
 export interface Eventbank {
   server: RunningServer;
@@ -74,6 +75,9 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     snapshotEvery: config.snapshotEvery,
     onSnapshotError: (error, stream) => logger.warn({ err: error, stream }, "snapshot not read or written; the stream is replayed instead"),
   });
+  const stopReportingUnknownEvents = onUnknownEvent((error) =>
+    logger.warn({ accountId: error.accountId, revision: String(error.revision), eventType: error.eventType, schemaVersion: error.schemaVersion }, error.message),
+  );
   const subscriptions = new SubscriptionLimit(config.maxSubscriptions);
   if (config.apiKeys.length === 0) {
     logger.warn("AUTHENTICATION IS OFF: no EVENTBANK_API_KEYS configured, every caller may move money");
@@ -99,6 +103,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       admitSubscription: () => subscriptions.admit(),
     });
   } catch (error) {
+    stopReportingUnknownEvents();
     await stores.close();
     throw error;
   }
@@ -109,6 +114,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     stop: () => {
       stopping ??= (async () => {
         await server.shutdown(config.shutdownGraceMs);
+        stopReportingUnknownEvents();
         await stores.close();
       })();
       return stopping;

@@ -51,9 +51,9 @@ import {
 } from "../store/event-store.js";
 import type { SnapshotStore } from "../store/snapshot-store.js";
 import { CommandCancelledError, CommandIdReusedError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "./errors.js";
-import { decodeEvent, encodeEventData } from "./event-codec.js";
+import { decodeEvent, encodeEventData, eventSchemaVersion } from "./event-codec.js";
 import { eventIdFor } from "./event-ids.js";
-import { ACCOUNT_SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot, type CommandOutcome, type LoadedAccount } from "./loaded-account.js";
+import { ACCOUNT_SNAPSHOT_VERSION, decodeStoredSnapshot, encodeSnapshot, type CommandOutcome, type LoadedAccount } from "./loaded-account.js";
 import { LruCache } from "./lru-cache.js";
 
 export interface CommandContext {
@@ -449,9 +449,8 @@ export class AccountCommandHandler {
     const stream = accountStream(accountId);
     try {
       const stored = await this.snapshots.read(stream);
-      // Another version's snapshot may mean something else: replay instead.
-      if (!stored || stored.version !== ACCOUNT_SNAPSHOT_VERSION) return undefined;
-      return decodeSnapshot(stored.state, stored.revision, this.idempotencyWindow);
+      // An older version's snapshot is upcast; one that cannot be is ignored (replayed instead), never misread.
+      return stored && decodeStoredSnapshot(stored, this.idempotencyWindow);
     } catch (error) {
       this.onSnapshotError(error, stream);
       return undefined;
@@ -510,6 +509,7 @@ function toNewEvent(stream: string, event: AccountEvent, index: number, context:
       commandId: context.commandId,
       correlationId: context.correlationId,
       causationId: context.causationId,
+      schemaVersion: eventSchemaVersion(event.type),
       ...(context.principal === undefined ? {} : { principal: context.principal }),
     },
   };

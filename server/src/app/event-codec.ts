@@ -1,71 +1,62 @@
 /**
- * Domain events <-> stored JSON. Amounts are bigint in the domain and decimal
- * strings in JSON, so no value ever passes through a float.
+ * Domain events <-> stored events: the one place that reads stored events.
+ * Every stored event carries its schema version in its metadata
+ * (`schemaVersion`; events written before versions existed have none and are
+ * version 1). Older versions are upcast to the current shape here, so
+ * `evolve` only ever sees current events. The shapes live in event-schemas.ts.
  */
-import type { AccountEvent, CommandRejection, RejectedCommand } from "../domain/account.js";
-import type { RecordedEvent } from "../store/event-store.js";
+import type { AccountEvent, AccountEventType } from "../domain/account.js";
+import { ACCOUNT_STREAM_PREFIX, type RecordedEvent } from "../store/event-store.js";
+import { EVENT_SCHEMAS, type EventSchema, type StoredData, type StoredEventContext } from "./event-schemas.js";
+import { reportUnknownEvent, UnknownEventError } from "./unknown-events.js";
 
-export function encodeEventData(event: AccountEvent): Record<string, unknown> {
-  switch (event.type) {
-    case "AccountOpened":
-      return { accountId: event.data.accountId, owner: event.data.owner, currency: event.data.currency };
-    case "MoneyDeposited":
-    case "MoneyWithdrawn":
-      return { amount: event.data.amount.toString() };
-    case "AccountClosed":
-      return {};
-    case "CommandRejected":
-      return encodeRejectionJson(event.data);
-  }
+/** Metadata key of the schema version. */
+export const SCHEMA_VERSION_KEY = "schemaVersion";
+
+/** The stored data of a domain event, in the version this release writes. */
+export function encodeEventData(event: AccountEvent): StoredData {
+  const schema = schemaOf(event.type)!;
+  return schema.encode[schema.written]!(event);
 }
 
-/** Throws on an event this version does not know: a stream it cannot read is a bug, not bad input. */
-export function decodeEvent(recorded: Pick<RecordedEvent, "type" | "data" | "stream" | "revision">): AccountEvent {
-  const data = recorded.data;
-  switch (recorded.type) {
-    case "AccountOpened":
-      return {
-        type: "AccountOpened",
-        data: { accountId: String(data.accountId), owner: String(data.owner), currency: String(data.currency) },
-      };
-    case "MoneyDeposited":
-    case "MoneyWithdrawn":
-      return { type: recorded.type, data: { amount: decodeAmount(data.amount, recorded) } };
-    case "AccountClosed":
-      return { type: "AccountClosed", data: {} };
-    case "CommandRejected":
-      return { type: "CommandRejected", data: decodeRejectionJson(data, recorded) };
-    default:
-      throw new Error(`unknown event type ${recorded.type} in ${recorded.stream}@${recorded.revision}`);
-  }
+/** The schema version encodeEventData writes for this event type (stored in the event's metadata). */
+export function eventSchemaVersion(type: AccountEventType): number {
+  return schemaOf(type)!.written;
 }
 
-function decodeAmount(value: unknown, recorded: Pick<RecordedEvent, "stream" | "revision">): bigint {
-  if (typeof value === "string" && /^[0-9]{1,19}$/.test(value)) return BigInt(value);
-  throw new Error(`bad amount ${JSON.stringify(value)} in ${recorded.stream}@${recorded.revision}`);
-}
+export type StoredEvent = Pick<RecordedEvent, "type" | "data" | "stream" | "revision"> & { metadata?: RecordedEvent["metadata"] };
 
-const REJECTION_REASONS: ReadonlySet<string> = new Set<CommandRejection["reason"]>(["INSUFFICIENT_FUNDS", "BALANCE_LIMIT_EXCEEDED", "BALANCE_NOT_ZERO"]);
-
-/** CommandRejected's data (also kept in snapshots' idempotency windows). */
-export function encodeRejectionJson({ command, reason, details }: CommandRejection): Record<string, unknown> {
-  const encoded = command.type === "CloseAccount" ? { type: command.type } : { type: command.type, amount: command.amount.toString() };
-  return { command: encoded, reason, details };
-}
-
-export function decodeRejectionJson(data: Record<string, unknown>, recorded: Pick<RecordedEvent, "stream" | "revision">): CommandRejection {
-  const command = data.command as Record<string, unknown> | undefined;
-  const details = data.details as Record<string, unknown> | undefined;
-  if (typeof data.reason !== "string" || !REJECTION_REASONS.has(data.reason) || typeof details !== "object" || details === null) {
-    throw new Error(`bad CommandRejected in ${recorded.stream}@${recorded.revision}`);
-  }
-  let rejected: RejectedCommand;
-  if (command?.type === "Deposit" || command?.type === "Withdraw") rejected = { type: command.type, amount: decodeAmount(command.amount, recorded) };
-  else if (command?.type === "CloseAccount") rejected = { type: "CloseAccount" };
-  else throw new Error(`bad CommandRejected command in ${recorded.stream}@${recorded.revision}`);
-  return {
-    command: rejected,
-    reason: data.reason as CommandRejection["reason"],
-    details: Object.fromEntries(Object.entries(details).map(([key, value]) => [key, String(value)])),
+/**
+ * The current domain event of a stored one. An event type or version this
+ * release does not know (written by a newer release) throws
+ * UnknownEventError; data a known version cannot have is a plain Error (a bug
+ * or a damaged store).
+ */
+export function decodeEvent(recorded: StoredEvent): AccountEvent {
+  const at: StoredEventContext = {
+    stream: recorded.stream,
+    revision: recorded.revision,
+    accountId: recorded.stream.startsWith(ACCOUNT_STREAM_PREFIX) ? recorded.stream.slice(ACCOUNT_STREAM_PREFIX.length) : recorded.stream,
   };
+  const stored: unknown = recorded.metadata?.[SCHEMA_VERSION_KEY];
+  const version = stored === undefined ? 1 : stored;
+  const schema = schemaOf(recorded.type);
+  if (!schema || !Number.isSafeInteger(version) || (version as number) < 1 || (version as number) > schema.current) {
+    const error = new UnknownEventError(at, recorded.type, String(version), schema?.current);
+    reportUnknownEvent(error);
+    throw error;
+  }
+  let data = recorded.data;
+  for (let from = version as number; from < schema.current; from++) {
+    const upcast = schema.upcast[from];
+    if (!upcast) throw new Error(`no upcaster for ${recorded.type} v${from} (${at.stream}@${at.revision})`);
+    data = upcast(data, at);
+  }
+  return schema.decode(data, at);
+}
+
+/** The entry of a stored type name, if this release knows it (own keys only: "toString" is no event type). */
+function schemaOf(type: string): EventSchema<AccountEvent> | undefined {
+  // Each entry only ever sees events of its own type, so widening it is safe.
+  return Object.hasOwn(EVENT_SCHEMAS, type) ? (EVENT_SCHEMAS[type as AccountEventType] as unknown as EventSchema<AccountEvent>) : undefined;
 }

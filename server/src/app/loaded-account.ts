@@ -3,12 +3,18 @@
  * window) and its snapshot encoding.
  */
 import type { AccountState, CommandRejection, ExistingAccount } from "../domain/account.js";
-import { decodeRejectionJson, encodeRejectionJson } from "./event-codec.js";
+import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
+import type { StoredSnapshot } from "../store/snapshot-store.js";
+import { decodeRejectionJson, encodeRejectionJson } from "./event-schemas.js";
 
 /**
- * Bump whenever `evolve`, the account state or the idempotency window change
- * meaning or shape: snapshots written by another version are then ignored
- * (the stream is replayed), never misread.
+ * Version of the snapshot JSON. Bump whenever `evolve`, the account state or
+ * the idempotency window change meaning or shape, and add an upcaster from
+ * the previous version to SNAPSHOT_UPCASTS if one can be written; a snapshot
+ * of a version without one (or of a newer release) is ignored and the stream
+ * replayed, never misread. Version 1 (release 0.1.0) kept the account id in
+ * the state; version 2 takes it from the stream, like AccountOpened v2, and
+ * its window entries may carry a recorded refusal (CommandRejected).
  */
 export const ACCOUNT_SNAPSHOT_VERSION = 2;
 
@@ -36,14 +42,14 @@ export interface LoadedAccount {
 
 /**
  * A window entry: command id, revision, balance, 1 when closed, index into
- * `fingerprints`. Numbers are exact: revisions and balances stay below 2^53
+ * `fingerprints`, and for a refused command the refusal (CommandRejected's data). Numbers are exact: revisions and balances stay below 2^53
  * (the balance limit is 2^53 - 1). Compact, because a snapshot carries the
  * whole window (up to 1,000 entries) and a cold load parses it.
  */
 type OutcomeJson = [commandId: string, revision: number, balance: number, closed: 0 | 1, fingerprint: number, refusal?: Record<string, unknown>];
 
 interface SnapshotJson {
-  account: Omit<ExistingAccount, "balance"> & { balance: string };
+  account: Omit<ExistingAccount, "balance" | "accountId"> & { balance: string };
   /** Distinct fingerprints of the window (most commands share a few). */
   fingerprints: string[];
   /** Oldest first. */
@@ -67,15 +73,55 @@ export function encodeSnapshot(loaded: LoadedAccount): string {
     if (outcome.refusal) entry.push(encodeRejectionJson(outcome.refusal));
     recentCommands.push(entry);
   }
-  const json: SnapshotJson = { account: { ...state, balance: state.balance.toString() }, fingerprints, recentCommands };
+  const account = { status: state.status, owner: state.owner, currency: state.currency, balance: state.balance.toString() };
+  const json: SnapshotJson = { account, fingerprints, recentCommands };
   return JSON.stringify(json);
 }
 
-/** The inverse of encodeSnapshot; throws on text it did not write. */
-export function decodeSnapshot(text: string, revision: bigint, windowSize: number): LoadedAccount {
-  const json = JSON.parse(text) as SnapshotJson;
+/**
+ * SNAPSHOT_UPCASTS[n] turns the JSON of version n into version n + 1, or
+ * says undefined when it cannot (the snapshot is then ignored).
+ */
+const SNAPSHOT_UPCASTS: Record<number, (json: unknown, accountId: string) => unknown> = {
+  // v1 -> v2: the account id moves out of the state; a v1 snapshot naming another account is not this one's.
+  1: (json, accountId) => {
+    const { account, ...rest } = json as { account?: { accountId?: unknown } };
+    if (account?.accountId !== accountId) return undefined;
+    const { accountId: _accountId, ...v2account } = account;
+    return { ...rest, account: v2account };
+  },
+};
+
+/**
+ * The account a stored snapshot holds, upcast from an older version when
+ * there is an upcaster; undefined when the snapshot is to be ignored (a
+ * version this release cannot read). Throws on text a known version cannot have.
+ */
+export function decodeStoredSnapshot(stored: StoredSnapshot, windowSize: number): LoadedAccount | undefined {
+  const { version, stream } = stored;
+  if (!Number.isSafeInteger(version) || version < 1 || version > ACCOUNT_SNAPSHOT_VERSION) return undefined;
+  const accountId = stream.slice(ACCOUNT_STREAM_PREFIX.length);
+  let json: unknown = JSON.parse(stored.state);
+  for (let from = version; from < ACCOUNT_SNAPSHOT_VERSION; from++) {
+    const upcast = SNAPSHOT_UPCASTS[from];
+    json = upcast?.(json, accountId);
+    if (json === undefined) return undefined;
+  }
+  return decodeSnapshotJson(json as SnapshotJson, accountId, stored.revision, windowSize);
+}
+
+/** The inverse of encodeSnapshot; throws on JSON it did not write. */
+function decodeSnapshotJson(json: SnapshotJson, accountId: string, revision: bigint, windowSize: number): LoadedAccount {
   const { account, fingerprints } = json;
-  if (typeof account?.accountId !== "string" || (account.status !== "open" && account.status !== "closed") || !Array.isArray(fingerprints)) {
+  if (
+    (account?.status !== "open" && account?.status !== "closed") ||
+    typeof account.owner !== "string" ||
+    typeof account.currency !== "string" ||
+    typeof account.balance !== "string" ||
+    !/^[0-9]{1,19}$/.test(account.balance) ||
+    !Array.isArray(fingerprints) ||
+    !Array.isArray(json.recentCommands)
+  ) {
     throw new Error("not an account snapshot");
   }
   const recentCommands = new Map<string, CommandOutcome>();
@@ -88,11 +134,11 @@ export function decodeSnapshot(text: string, revision: bigint, windowSize: numbe
       balance: BigInt(balance),
       status: closed ? "closed" : "open",
       fingerprint: fingerprints[fingerprint]!,
-      ...(refusal ? { refusal: decodeRejectionJson(refusal, { stream: account.accountId, revision: BigInt(outcomeRevision) }) } : {}),
+      ...(refusal ? { refusal: decodeRejectionJson(refusal, { stream: ACCOUNT_STREAM_PREFIX + accountId, revision: BigInt(outcomeRevision) }) } : {}),
     });
   }
   return {
-    state: { status: account.status, accountId: account.accountId, owner: account.owner, currency: account.currency, balance: BigInt(account.balance) },
+    state: { status: account.status, accountId, owner: account.owner, currency: account.currency, balance: BigInt(account.balance) },
     revision,
     recentCommands,
     snapshotRevision: revision,

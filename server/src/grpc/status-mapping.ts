@@ -19,6 +19,7 @@ import {
   ValidationError,
 } from "../domain/errors.js";
 import { InvalidPositionError, StoreUnavailableError } from "../store/event-store.js";
+import { UnknownEventError } from "../app/unknown-events.js";
 
 export const ERROR_DOMAIN = "eventbank";
 const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
@@ -53,6 +54,10 @@ export function mapError(error: unknown): MappedStatus {
   }
   if (error instanceof StoreUnavailableError) {
     return { code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE", message: "the event store is unavailable; retry later", metadata: {} };
+  }
+  if (error instanceof UnknownEventError) {
+    // Written by a newer release: a server of that release can serve the account, so retrying (elsewhere) is right.
+    return { code: status.UNAVAILABLE, reason: error.reason, message: error.message, metadata: error.metadata };
   }
   if (error instanceof CommandCancelledError) {
     return error.why === "deadline"

@@ -14,6 +14,8 @@ export interface EventMetadata {
   causationId: string;
   /** Who issued the command, when authentication is on. */
   principal?: string;
+  /** Version of the data's shape for this event type; absent (events of 0.1.0): 1. See app/event-codec.ts. */
+  schemaVersion?: number;
 }
 
 export interface NewEvent {
