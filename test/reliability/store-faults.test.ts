@@ -20,8 +20,9 @@ import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AccountServiceClient } from "../../client/src/gen/bank/v1/account_service.js";
 import { mapError } from "../../server/src/grpc/status-mapping.js";
-import { StoreReadOnlyError } from "../../server/src/store/event-store.js";
+import { StoreBusyError, StoreReadOnlyError } from "../../server/src/store/event-store.js";
 import { SqliteEventStore } from "../../server/src/store/sqlite-event-store.js";
+import { SqliteSnapshotStore } from "../../server/src/store/sqlite-snapshot-store.js";
 import { startEsdbDouble } from "../support/esdb-double/server.js";
 import { call, decodeError, type DecodedError } from "../support/grpc-client.js";
 import { healthClient, type HealthClient } from "../support/health-client.js";
@@ -240,6 +241,26 @@ describe("a write lock held by another process", () => {
     expect((await call(client, client.getAccount, { accountId: "locked" })).account?.balance).toBe(55n);
     expect(changes(watch.statuses)).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
   }, 60_000);
+});
+
+describe("snapshots while another process holds the write lock", () => {
+  it("a snapshot write gives up at once with StoreBusyError (snapshots are optional), reads still work", async () => {
+    const path = join(tempDir(), "events.sqlite");
+    const snapshots = new SqliteSnapshotStore(path);
+    cleanups.push(() => snapshots.close());
+    const snapshot = { stream: "account-s", revision: 5n, version: 1, state: "{}" };
+    await snapshots.write(snapshot);
+    const lock = await holdWriteLock(path);
+    const started = performance.now();
+    await expect(snapshots.write({ ...snapshot, revision: 6n })).rejects.toBeInstanceOf(StoreBusyError);
+    const waited = performance.now() - started;
+    // Before, SQLite's busy handler held the thread (and the whole server) for its 5 s timeout.
+    expect(waited, `the snapshot write blocked the thread for ${waited.toFixed(0)} ms`).toBeLessThan(1_000);
+    expect(await snapshots.read("account-s")).toMatchObject({ revision: 5n });
+    await lock.release();
+    await snapshots.write({ ...snapshot, revision: 6n });
+    expect(await snapshots.read("account-s")).toMatchObject({ revision: 6n });
+  });
 });
 
 describe.skipIf(mountRefused !== undefined)("a store that cannot be written", () => {
