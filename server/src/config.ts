@@ -41,6 +41,10 @@ export interface Config {
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
   maxConnectionIdleMs: number;
+  /** SQLite: how long an append waits (off the event loop) for a write lock another process holds. */
+  sqliteLockTimeoutMs: number;
+  /** How often the store is probed while it fails (EventStoreDB: also while it serves). */
+  healthProbeIntervalMs: number;
 }
 
 export interface TlsConfig {
@@ -98,6 +102,8 @@ export function loadConfig(env: Env = process.env): Config {
     keepaliveTimeMs: integer(env, "EVENTBANK_KEEPALIVE_TIME_MS", 30_000, 1_000, 86_400_000),
     keepaliveTimeoutMs: integer(env, "EVENTBANK_KEEPALIVE_TIMEOUT_MS", 10_000, 100, 600_000),
     maxConnectionIdleMs: integer(env, "EVENTBANK_MAX_CONNECTION_IDLE_MS", 300_000, 1_000, 86_400_000),
+    sqliteLockTimeoutMs: integer(env, "EVENTBANK_SQLITE_LOCK_TIMEOUT_MS", 5_000, 0, 600_000),
+    healthProbeIntervalMs: integer(env, "EVENTBANK_HEALTH_PROBE_INTERVAL_MS", 1_000, 10, 600_000),
   };
 }
 

@@ -2,12 +2,13 @@
 import type { Logger } from "pino";
 import { AccountCommandHandler } from "./app/account-command-handler.js";
 import { AccountQueries } from "./app/account-queries.js";
+import { reportingFaults, StoreHealthMonitor } from "./app/store-health.js";
 import type { Config } from "./config.js";
 import { authenticate } from "./grpc/auth.js";
-import { startGrpcServer, type RunningServer } from "./grpc/grpc-server.js";
+import { ACCOUNT_SERVICE_NAME, startGrpcServer, type RunningServer } from "./grpc/grpc-server.js";
 import { serverCredentials } from "./grpc/server-credentials.js";
 import { SubscriptionLimit } from "./grpc/subscription-limit.js";
-import type { EventStore } from "./store/event-store.js";
+import { StoreBusyError, type EventStore } from "./store/event-store.js";
 import type { SnapshotStore } from "./store/snapshot-store.js";
 import { SqliteEventStore } from "./store/sqlite-event-store.js";
 import { SqliteSnapshotStore } from "./store/sqlite-snapshot-store.js";
@@ -35,7 +36,7 @@ export async function createStores(config: Config): Promise<Stores> {
   let snapshots: SnapshotStore | undefined;
   switch (config.store) {
     case "sqlite":
-      events = new SqliteEventStore(config.sqlitePath);
+      events = new SqliteEventStore(config.sqlitePath, { lockTimeoutMs: config.sqliteLockTimeoutMs });
       snapshots = withSnapshots ? new SqliteSnapshotStore(config.sqlitePath) : undefined;
       break;
     case "esdb": {
@@ -65,7 +66,13 @@ export async function createStores(config: Config): Promise<Stores> {
 export async function startEventbank(config: Config, logger: Logger, store?: EventStore): Promise<Eventbank> {
   // A store passed in (tests) comes without snapshots.
   const stores: Stores = store ? { events: store, snapshots: undefined, close: () => store.close() } : await createStores(config);
-  const { events: eventStore, snapshots } = stores;
+  // Store faults met by any call make health NOT_SERVING until a probe finds the store working again.
+  let health: StoreHealthMonitor | undefined;
+  const eventStore = reportingFaults(stores.events, (fault) => health?.reportFault(fault));
+  // Snapshots are optional: their faults never fail a command, but a full or read-only disk still
+  // shows in health. A snapshot write losing a race for the lock says nothing about the store.
+  const snapshots =
+    stores.snapshots && reportingFaults(stores.snapshots, (fault) => (fault instanceof StoreBusyError ? undefined : health?.reportFault(fault)));
   const commands = new AccountCommandHandler(eventStore, {
     cacheSize: config.cacheSize,
     cacheMaxCommands: config.cacheMaxCommands,
@@ -108,11 +115,28 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     throw error;
   }
   let stopping: Promise<void> | undefined;
+  const monitor = new StoreHealthMonitor({
+    probe: () => (stores.events.probe ? stores.events.probe() : Promise.resolve()),
+    intervalMs: config.healthProbeIntervalMs,
+    // A remote store can go away without any call noticing; the local file fails only when used.
+    probeWhileServing: config.store === "esdb" && !store,
+    onChange: (serving, cause) => {
+      if (stopping) return;
+      const state = serving ? "SERVING" : "NOT_SERVING";
+      server.health.setStatus("", state);
+      server.health.setStatus(ACCOUNT_SERVICE_NAME, state);
+      if (serving) logger.info("store available again; health SERVING");
+      else logger.warn({ err: cause }, "store cannot serve; health NOT_SERVING until a probe succeeds");
+    },
+  });
+  health = monitor;
+  monitor.start();
   return {
     server,
     store: eventStore,
     stop: () => {
       stopping ??= (async () => {
+        monitor.close();
         await server.shutdown(config.shutdownGraceMs);
         stopReportingUnknownEvents();
         await stores.close();

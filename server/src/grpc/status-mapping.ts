@@ -18,8 +18,14 @@ import {
   InsufficientFundsError,
   ValidationError,
 } from "../domain/errors.js";
-import { InvalidPositionError, StoreUnavailableError } from "../store/event-store.js";
 import { UnknownEventError } from "../app/unknown-events.js";
+import {
+  InvalidPositionError,
+  StoreBusyError,
+  StoreFullError,
+  StoreReadOnlyError,
+  StoreUnavailableError,
+} from "../store/event-store.js";
 
 export const ERROR_DOMAIN = "eventbank";
 const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
@@ -52,9 +58,7 @@ export function mapError(error: unknown): MappedStatus {
   if (error instanceof InvalidPositionError) {
     return { code: status.INVALID_ARGUMENT, reason: "INVALID_POSITION", message: error.message, metadata: { field: "from_position" } };
   }
-  if (error instanceof StoreUnavailableError) {
-    return { code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE", message: "the event store is unavailable; retry later", metadata: {} };
-  }
+  if (error instanceof StoreUnavailableError) return storeFault(error);
   if (error instanceof UnknownEventError) {
     // Written by a newer release: a server of that release can serve the account, so retrying (elsewhere) is right.
     return { code: status.UNAVAILABLE, reason: error.reason, message: error.message, metadata: error.metadata };
@@ -65,6 +69,25 @@ export function mapError(error: unknown): MappedStatus {
       : { code: status.CANCELLED, reason: "CANCELLED", message: error.message, metadata: {} };
   }
   return { code: status.INTERNAL, reason: "INTERNAL", message: "internal error", metadata: {} };
+}
+
+/** Store faults: what the caller can do differs, so each has its own reason. Nothing was written. */
+function storeFault(error: StoreUnavailableError): MappedStatus {
+  if (error instanceof StoreFullError) {
+    return { code: status.RESOURCE_EXHAUSTED, reason: "STORE_FULL", message: "the event store's disk is full; nothing was written", metadata: {} };
+  }
+  if (error instanceof StoreBusyError) {
+    return {
+      code: status.UNAVAILABLE,
+      reason: "STORE_BUSY",
+      message: "the event store is locked by another process; nothing was written, retry later",
+      metadata: {},
+    };
+  }
+  if (error instanceof StoreReadOnlyError) {
+    return { code: status.UNAVAILABLE, reason: "STORE_READ_ONLY", message: "the event store cannot be written; nothing was written, retry later", metadata: {} };
+  }
+  return { code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE", message: "the event store is unavailable; retry later", metadata: {} };
 }
 
 function domainCode(error: DomainError): status {

@@ -200,6 +200,19 @@ export class EsdbEventStore implements EventStore {
     return subscription;
   }
 
+  /**
+   * For the health monitor: a cheap read (a stream nobody writes), bounded by
+   * the operation timeout. Any answer from the server, even a refusal, means
+   * it is reachable; only an unreachable store throws.
+   */
+  async probe(): Promise<void> {
+    try {
+      await this.readStream("eventbank-health-probe", { maxCount: 1 });
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

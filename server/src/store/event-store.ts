@@ -104,6 +104,13 @@ export interface EventStore {
    * recognise retries older than its idempotency window.
    */
   findEvent?(stream: string, eventId: string): Promise<{ revision: bigint } | undefined>;
+  /**
+   * Resolves when the store can serve again, throws a StoreUnavailableError
+   * (or subclass) while it cannot. The health monitor calls it while the
+   * store is failing: SQLite makes a small real write (a full disk or a held
+   * lock shows), EventStoreDB a cheap read.
+   */
+  probe?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -136,12 +143,31 @@ export class DuplicateEventError extends Error {
   }
 }
 
-/** The store cannot be reached (or went away); callers may retry later. */
+/**
+ * The store cannot serve (unreachable, went away, or one of the faults
+ * below); callers may retry later. Nothing of the failed operation was
+ * written.
+ */
 export class StoreUnavailableError extends Error {
-  override readonly name = "StoreUnavailableError";
+  override readonly name: string = "StoreUnavailableError";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/** Another connection (usually another process) held the write lock for longer than this server waits. */
+export class StoreBusyError extends StoreUnavailableError {
+  override readonly name: string = "StoreBusyError";
+}
+
+/** The disk (or volume) holding the store is full: retrying soon does not help until space is freed. */
+export class StoreFullError extends StoreUnavailableError {
+  override readonly name: string = "StoreFullError";
+}
+
+/** The store's file cannot be written (read-only file or file system). */
+export class StoreReadOnlyError extends StoreUnavailableError {
+  override readonly name: string = "StoreReadOnlyError";
 }
 
 /** A position string that this store did not issue. */

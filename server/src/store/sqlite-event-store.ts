@@ -16,10 +16,13 @@
  */
 import Database from "better-sqlite3";
 import { EventEmitter } from "node:events";
+import { sqliteFault } from "./sqlite-faults.js";
 import { openSqlite } from "./sqlite-open.js";
 import {
   DuplicateEventError,
   InvalidPositionError,
+  StoreBusyError,
+  StoreFullError,
   StoreUnavailableError,
   WrongExpectedRevisionError,
   type AppendResult,
@@ -46,7 +49,20 @@ export interface SqliteEventStoreOptions {
    * on a slow disk. (16 measured best on the bench; see docs/performance.md.)
    */
   maxGroupSize?: number;
+  /**
+   * How long an append waits for a write lock held by another connection
+   * (another process) before it fails with StoreBusyError (default 5 s). The
+   * wait is a retry off the event loop, never a block inside SQLite.
+   */
+  lockTimeoutMs?: number;
 }
+
+/** What SQLite itself may wait for a lock, blocking the thread; longer waits are retries on timers. */
+const STATEMENT_BUSY_TIMEOUT_MS = 10;
+/** WAL pages between automatic checkpoints (SQLite's default), so the WAL stays small, also on a small volume. */
+const WAL_AUTOCHECKPOINT_PAGES = 1000;
+/** A WAL file larger than this is cut back when it restarts after a checkpoint. */
+const JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
 
 interface EventRow {
   position: bigint;
@@ -79,6 +95,8 @@ interface PendingAppend {
   expected: ExpectedRevision;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
+  /** When this append first found the write lock held by another connection. */
+  lockedSince?: number;
 }
 
 type AppendOutcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
@@ -90,10 +108,15 @@ export class SqliteEventStore implements EventStore {
   private readonly pollIntervalMs: number;
   private readonly pageSize: number;
   private readonly maxGroupSize: number;
+  private readonly lockTimeoutMs: number;
   private closed = false;
+  /** The next group commit attempt while another connection holds the write lock. */
+  private lockRetry: NodeJS.Timeout | undefined;
+  private lockRetries = 0;
   /** Appends waiting for the next group commit. */
   private pending: PendingAppend[] = [];
   private readonly commitGroup: Database.Transaction<(batch: PendingAppend[]) => AppendOutcome[]>;
+  private readonly probeWrite: Database.Transaction<() => void>;
 
   private readonly statements: {
     lastRevision: Database.Statement<[string], { revision: bigint | null }>;
@@ -111,17 +134,23 @@ export class SqliteEventStore implements EventStore {
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
     this.pageSize = options.pageSize ?? 256;
     this.maxGroupSize = options.maxGroupSize ?? 16;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 5_000;
     this.appended.setMaxListeners(0);
     try {
-      this.db = openSqlite(path, (db) => {
-        db.pragma("journal_mode = WAL");
-        db.pragma("synchronous = FULL");
-        db.defaultSafeIntegers(true);
-        // Checkpoint less often than the default 1,000 pages: the pages every commit touches
-        // (the table's last page, the sequence) are then copied once per checkpoint, not per 1,000.
-        db.pragma("wal_autocheckpoint = 10000");
-        db.exec(SCHEMA);
-      });
+      this.db = openSqlite(
+        path,
+        (db) => {
+          db.pragma("journal_mode = WAL");
+          db.pragma("synchronous = FULL");
+          db.defaultSafeIntegers(true);
+          // A bounded WAL: a large one can fill a small volume before it is ever checkpointed,
+          // and then no write can succeed again, not even after a restart.
+          db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+          db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+          db.exec(SCHEMA);
+        },
+        { statementBusyTimeoutMs: STATEMENT_BUSY_TIMEOUT_MS },
+      );
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite store at ${path}: ${(error as Error).message}`, { cause: error });
     }
@@ -153,10 +182,21 @@ export class SqliteEventStore implements EventStore {
         try {
           return { ok: true, result: appendOne(append) };
         } catch (error) {
+          // A fault of the store (disk full, I/O error) may have rolled back the whole
+          // transaction: fail the whole group, so no append is answered for what was not written.
+          if (sqliteFault(error, "append")) throw error;
           return { ok: false, error };
         }
       }),
     );
+    this.probeWrite = db.transaction(() => {
+      db.exec("CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, written_at INTEGER NOT NULL, padding BLOB NOT NULL)");
+      // A few pages, so a disk with room for the probe has room for an ordinary append too.
+      db.prepare(
+        `INSERT INTO store_probe (id, written_at, padding) VALUES (1, ?, randomblob(8192))
+         ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, padding = excluded.padding`,
+      ).run(Date.now());
+    });
   }
 
   async append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
@@ -177,18 +217,20 @@ export class SqliteEventStore implements EventStore {
    * append is on disk.
    */
   private readonly flush = (): void => {
+    this.lockRetry = undefined;
     // At most maxGroupSize per commit; the rest goes in the next one, right after these have been answered.
     const batch = this.pending.splice(0, this.maxGroupSize);
-    if (this.pending.length > 0) setImmediate(this.flush);
     if (batch.length === 0) return;
     let outcomes: AppendOutcome[];
     try {
       outcomes = this.commitGroup.immediate(batch);
     } catch (error) {
       // The transaction itself failed (e.g. the file is locked or the disk full): nothing was written.
-      for (const append of batch) append.reject(error);
+      this.failGroup(batch, error);
       return;
     }
+    this.lockRetries = 0;
+    if (this.pending.length > 0) setImmediate(this.flush);
     this.appended.emit("append");
     for (const [index, append] of batch.entries()) {
       const outcome = outcomes[index]!;
@@ -196,6 +238,64 @@ export class SqliteEventStore implements EventStore {
       else append.reject(outcome.error);
     }
   };
+
+  /**
+   * A group commit that wrote nothing. While another connection holds the
+   * write lock the group is tried again on a timer, with backoff (SQLite
+   * itself waits only a few ms, since that wait blocks the event loop), and
+   * each append gives up after lockTimeoutMs with StoreBusyError. Other faults
+   * fail the group at once, as typed store errors.
+   */
+  private failGroup(batch: PendingAppend[], error: unknown): void {
+    const fault = sqliteFault(error, "append");
+    if (fault instanceof StoreBusyError && !this.closed) {
+      const now = Date.now();
+      const waiting: PendingAppend[] = [];
+      for (const append of batch) {
+        append.lockedSince ??= now;
+        if (now - append.lockedSince < this.lockTimeoutMs) waiting.push(append);
+        else {
+          append.reject(
+            new StoreBusyError(`the SQLite store stayed locked by another connection for ${this.lockTimeoutMs} ms`, { cause: error }),
+          );
+        }
+      }
+      this.pending.unshift(...waiting);
+      if (this.pending.length > 0) {
+        this.lockRetries++;
+        this.lockRetry = setTimeout(this.flush, Math.min(100, 5 * 2 ** Math.min(this.lockRetries, 5)));
+      }
+      return;
+    }
+    // The WAL may be what fills the disk: checkpoint it back to (almost) nothing if that works now.
+    if (fault instanceof StoreFullError) this.reclaimWal();
+    for (const append of batch) append.reject(fault ?? error);
+    if (this.pending.length > 0) setImmediate(this.flush);
+  }
+
+  /**
+   * For the health monitor, while the store is failing: gives back what the
+   * WAL holds (after a full disk), then makes a small real write, which fails
+   * as long as the disk is full, the file read-only or the lock held.
+   */
+  async probe(): Promise<void> {
+    this.assertOpen();
+    this.reclaimWal();
+    try {
+      this.probeWrite.immediate();
+    } catch (error) {
+      throw sqliteFault(error, "store probe") ?? error;
+    }
+  }
+
+  /** Checkpoints the whole WAL into the database and truncates it, freeing its disk space; best effort. */
+  private reclaimWal(): void {
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch {
+      // Still no room (or locked): the next probe tries again.
+    }
+  }
 
   private appendInTransaction(stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
     const last = this.statements.lastRevision.get(stream)?.revision ?? null;
@@ -312,7 +412,8 @@ export class SqliteEventStore implements EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    while (this.pending.length > 0) this.flush(); // appends already accepted still get written
+    clearTimeout(this.lockRetry);
+    while (this.pending.length > 0) this.flush(); // appends already accepted still get written (or fail, if locked)
     await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
     this.db.close();
   }

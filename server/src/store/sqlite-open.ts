@@ -12,10 +12,17 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { isSqliteBusy } from "./sqlite-faults.js";
 
 export interface OpenSqliteOptions {
-  /** How long set-up and, later, each statement may wait for another connection's lock. */
+  /** How long set-up may wait for another connection's lock (default 5 s). */
   busyTimeoutMs?: number;
+  /**
+   * How long each later statement may wait inside SQLite for another
+   * connection's lock (default: busyTimeoutMs). That wait blocks the thread,
+   * so connections serving calls keep it tiny and retry off the event loop.
+   */
+  statementBusyTimeoutMs?: number;
 }
 
 export function openSqlite(path: string, setUp: (db: Database.Database) => void, options: OpenSqliteOptions = {}): Database.Database {
@@ -26,20 +33,16 @@ export function openSqlite(path: string, setUp: (db: Database.Database) => void,
   for (let attempt = 1; ; attempt++) {
     try {
       setUp(db);
+      if (options.statementBusyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.statementBusyTimeoutMs))}`);
       return db;
     } catch (error) {
-      if (!isBusy(error) || Date.now() >= giveUpAt) {
+      if (!isSqliteBusy(error) || Date.now() >= giveUpAt) {
         db.close();
         throw error;
       }
       sleepSync(Math.min(5 * attempt, 100));
     }
   }
-}
-
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }
 
 /** Set-up runs in a constructor, before the server listens, so blocking the thread is acceptable. */

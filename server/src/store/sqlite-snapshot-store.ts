@@ -6,10 +6,15 @@
  * so it does not pay for a sync to disk of its own; after a power loss the
  * worst case is an older snapshot (or none) and a longer replay. Its writes
  * are synchronous on the calling thread, so they never wait behind the event
- * store's transaction in the same process.
+ * store's transaction in the same process. It waits for another process's
+ * lock only a few ms (that wait blocks the thread): a snapshot that cannot
+ * be written now is skipped, the next one comes later. Faults are typed
+ * store errors (a full disk is a StoreFullError), so the caller can log them
+ * and the health monitor hears of them.
  */
 import Database from "better-sqlite3";
 import { StoreUnavailableError } from "./event-store.js";
+import { sqliteFault } from "./sqlite-faults.js";
 import { openSqlite } from "./sqlite-open.js";
 import type { SnapshotStore, StoredSnapshot } from "./snapshot-store.js";
 
@@ -30,15 +35,20 @@ export class SqliteSnapshotStore implements SnapshotStore {
 
   constructor(path: string) {
     try {
-      this.db = openSqlite(path, (db) => {
-        db.pragma("journal_mode = WAL");
-        db.pragma("synchronous = NORMAL");
-        // The WAL is shared with the event store's connection, which checkpoints it
-        // on its own schedule (wal_autocheckpoint 10000); this one should not add more.
-        db.pragma("wal_autocheckpoint = 0");
-        db.defaultSafeIntegers(true);
-        db.exec(SCHEMA);
-      });
+      this.db = openSqlite(
+        path,
+        (db) => {
+          db.pragma("journal_mode = WAL");
+          db.pragma("synchronous = NORMAL");
+          // The WAL is shared with the event store's connection, which checkpoints it
+          // on its own schedule and bounds its size; this one should not add more.
+          db.pragma("wal_autocheckpoint = 0");
+          db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
+          db.defaultSafeIntegers(true);
+          db.exec(SCHEMA);
+        },
+        { statementBusyTimeoutMs: 10 },
+      );
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite snapshots at ${path}: ${(error as Error).message}`, { cause: error });
     }
@@ -53,13 +63,22 @@ export class SqliteSnapshotStore implements SnapshotStore {
 
   async read(stream: string): Promise<StoredSnapshot | undefined> {
     this.assertOpen();
-    const row = this.select.get(stream);
+    let row: { revision: bigint; version: bigint; state: string } | undefined;
+    try {
+      row = this.select.get(stream);
+    } catch (error) {
+      throw sqliteFault(error, `read of the snapshot of ${stream}`) ?? error;
+    }
     return row && { stream, revision: row.revision, version: Number(row.version), state: row.state };
   }
 
   async write(snapshot: StoredSnapshot): Promise<void> {
     this.assertOpen();
-    this.upsert.run(snapshot.stream, snapshot.revision, snapshot.version, snapshot.state);
+    try {
+      this.upsert.run(snapshot.stream, snapshot.revision, snapshot.version, snapshot.state);
+    } catch (error) {
+      throw sqliteFault(error, `write of the snapshot of ${snapshot.stream}`) ?? error;
+    }
   }
 
   async close(): Promise<void> {
