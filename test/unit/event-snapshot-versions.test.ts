@@ -124,7 +124,7 @@ describe("snapshot decoding", () => {
     const loaded = {
       state: { status: "open" as const, accountId: "zoe", owner: "Zoe", currency: "EUR", balance: 12n },
       revision: 3n,
-      recentCommands: new Map([["c1", { revision: 3n, balance: 12n, status: "open" as const, fingerprint: '["MoneyDeposited","12"]' }]]),
+      recentCommands: new Map([["c1", { revision: 3n, outcome: { balance: 12n, status: "open" as const }, fingerprint: '["MoneyDeposited","12"]' }]]),
       snapshotRevision: 3n,
     };
     const state = encodeSnapshot(loaded);

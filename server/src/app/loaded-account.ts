@@ -5,6 +5,7 @@
 import type { AccountState, CommandRejection, ExistingAccount } from "../domain/account.js";
 import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
 import type { StoredSnapshot } from "../store/snapshot-store.js";
+import type { LoadedAggregate, WindowEntry } from "./command-runtime.js";
 import { decodeRejectionJson, encodeRejectionJson } from "./event-schemas.js";
 
 /**
@@ -18,27 +19,14 @@ import { decodeRejectionJson, encodeRejectionJson } from "./event-schemas.js";
  */
 export const ACCOUNT_SNAPSHOT_VERSION = 2;
 
-/** What a command id answers with when it is repeated. */
-export interface CommandOutcome {
-  revision: bigint;
+/** What the window keeps of the account a command left. */
+export interface AccountOutcome {
   balance: bigint;
   status: ExistingAccount["status"];
-  /** What the command recorded, so a reused command id with other content is caught. */
-  fingerprint: string;
-  /** Set when the command was refused: the recorded refusal, answered again to every repeat. */
-  refusal?: CommandRejection;
 }
 
-/** Owned by the account's queue: only the command handler's lane for that account touches it. */
-export interface LoadedAccount {
-  state: AccountState;
-  /** Revision of the last event read; undefined while the stream does not exist. */
-  revision: bigint | undefined;
-  /** Oldest first; at most the idempotency window's size. */
-  recentCommands: Map<string, CommandOutcome>;
-  /** Revision of the latest snapshot read or written, -1n for none. */
-  snapshotRevision: bigint;
-}
+/** An account as the command runtime holds it. */
+export type LoadedAccount = LoadedAggregate<AccountState, CommandRejection>;
 
 /**
  * A window entry: command id, revision, balance, 1 when closed, index into
@@ -69,7 +57,8 @@ export function encodeSnapshot(loaded: LoadedAccount): string {
       index = fingerprints.push(outcome.fingerprint) - 1;
       fingerprintIndex.set(outcome.fingerprint, index);
     }
-    const entry: OutcomeJson = [commandId, Number(outcome.revision), Number(outcome.balance), outcome.status === "closed" ? 1 : 0, index];
+    const { balance, status } = outcome.outcome as AccountOutcome;
+    const entry: OutcomeJson = [commandId, Number(outcome.revision), Number(balance), status === "closed" ? 1 : 0, index];
     if (outcome.refusal) entry.push(encodeRejectionJson(outcome.refusal));
     recentCommands.push(entry);
   }
@@ -124,15 +113,14 @@ function decodeSnapshotJson(json: SnapshotJson, accountId: string, revision: big
   ) {
     throw new Error("not an account snapshot");
   }
-  const recentCommands = new Map<string, CommandOutcome>();
+  const recentCommands: LoadedAccount["recentCommands"] = new Map();
   // Keep the newest `windowSize` entries, in case the window was made smaller since.
   const entries = json.recentCommands;
   for (let i = Math.max(0, entries.length - windowSize); i < entries.length; i++) {
     const [commandId, outcomeRevision, balance, closed, fingerprint, refusal] = entries[i]!;
     recentCommands.set(commandId, {
       revision: BigInt(outcomeRevision),
-      balance: BigInt(balance),
-      status: closed ? "closed" : "open",
+      outcome: { balance: BigInt(balance), status: closed ? "closed" : "open" } satisfies AccountOutcome,
       fingerprint: fingerprints[fingerprint]!,
       ...(refusal ? { refusal: decodeRejectionJson(refusal, { stream: ACCOUNT_STREAM_PREFIX + accountId, revision: BigInt(outcomeRevision) }) } : {}),
     });
