@@ -30,7 +30,7 @@ const unimplemented = (call: { emit(event: "error", error: unknown): unknown }) 
 const service: AccountServiceServer = {
   openAccount: (call, callback) => {
     const { accountId, owner, currency } = call.request;
-    const account: Account = { accountId, owner, currency, balance: 0n, status: AccountStatus.ACCOUNT_STATUS_OPEN, revision: 0n };
+    const account: Account = { accountId, owner, currency, balance: 0n, status: AccountStatus.ACCOUNT_STATUS_OPEN, revision: 0n, availableBalance: 0n };
     accounts.set(accountId, account);
     callback(null, { account, revision: 0n });
   },

@@ -9,6 +9,7 @@ export function toAccount(account: WireAccount | undefined): Account {
     owner: account.owner,
     currency: account.currency,
     balance: account.balance,
+    availableBalance: account.availableBalance,
     status: account.status === WireStatus.ACCOUNT_STATUS_CLOSED ? "closed" : "open",
     revision: account.revision,
   };
@@ -35,9 +36,17 @@ export function toAccountEvent(event: WireEvent): AccountEvent {
     case "closed":
       return { ...base, type: "closed" };
     case "rejected": {
-      const { reason, message, command, amount, details } = payload.value;
-      return { ...base, type: "rejected", reason, message, command, amount, details };
+      const { reason, message, command, amount, details, transferId } = payload.value;
+      return { ...base, type: "rejected", reason, message, command, amount, details, transferId };
     }
+    case "reserved":
+      return { ...base, type: "reserved", transferId: payload.value.transferId, amount: payload.value.amount };
+    case "credited":
+      return { ...base, type: "credited", ...payload.value };
+    case "captured":
+      return { ...base, type: "captured", transferId: payload.value.transferId, amount: payload.value.amount };
+    case "released":
+      return { ...base, type: "released", transferId: payload.value.transferId, amount: payload.value.amount };
     case undefined:
       return { ...base, type: "unknown" };
   }

@@ -9,6 +9,8 @@ export interface Account {
   currency: string;
   /** Integer minor units (cents for EUR). */
   balance: bigint;
+  /** The balance less what is on hold for transfers in progress. */
+  availableBalance: bigint;
   status: AccountStatus;
   /** Revision of the last event applied: 0 right after opening. */
   revision: bigint;
@@ -53,11 +55,29 @@ export type CommandRejected = AccountEventBase & {
   /** The amount asked for; 0n for CloseAccount. */
   amount: bigint;
   details: Record<string, string>;
+  /** The transfer whose step was refused; "" otherwise. */
+  transferId: string;
 };
 /** An event type this SDK version does not know (sent by a newer server). */
 export type UnknownAccountEvent = AccountEventBase & { type: "unknown" };
 
-export type AccountEvent = AccountOpened | MoneyDeposited | MoneyWithdrawn | AccountClosed | CommandRejected | UnknownAccountEvent;
+/** Transfer legs (see docs/transfers.md): a hold on the source, the credit, then the hold captured or released. */
+export type FundsReserved = AccountEventBase & { type: "reserved"; transferId: string; amount: bigint };
+export type TransferCredited = AccountEventBase & { type: "credited"; transferId: string; amount: bigint; fromAccountId: string };
+export type HoldCaptured = AccountEventBase & { type: "captured"; transferId: string; amount: bigint };
+export type HoldReleased = AccountEventBase & { type: "released"; transferId: string; amount: bigint };
+
+export type AccountEvent =
+  | AccountOpened
+  | MoneyDeposited
+  | MoneyWithdrawn
+  | AccountClosed
+  | CommandRejected
+  | FundsReserved
+  | TransferCredited
+  | HoldCaptured
+  | HoldReleased
+  | UnknownAccountEvent;
 
 /** Yielded by subscriptions between the last historical event and the first live one (again after each resume). */
 export interface CaughtUp {

@@ -51,6 +51,7 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
           owner: "Ada Lovelace",
           currency: "EUR",
           balance: 0n,
+          availableBalance: 0n,
           status: AccountStatus.ACCOUNT_STATUS_OPEN,
           revision: 0n,
         });

@@ -34,7 +34,8 @@ describe("stored events of earlier releases", () => {
       copyFileSync(join(dir, "sqlite", "eventbank.sqlite"), file);
       const server = await startFixtureServer({ ...expected.env, EVENTBANK_STORE: "sqlite", EVENTBANK_SQLITE_PATH: file });
       try {
-        expect(await observe(server.address, "sqlite")).toEqual(expected.sqlite.observed);
+        // Every field that release answered must be answered the same; fields added since may be there too.
+        expect(await observe(server.address, "sqlite")).toMatchObject(expected.sqlite.observed as object);
       } finally {
         await server.stop();
         rmSync(work, { recursive: true, force: true });
@@ -48,7 +49,7 @@ describe("stored events of earlier releases", () => {
         await loadEsdb(double, events);
         const server = await startFixtureServer({ ...expected.env, EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: double.connectionString });
         try {
-          expect(await observe(server.address, "esdb")).toEqual(expected.esdb.observed);
+          expect(await observe(server.address, "esdb")).toMatchObject(expected.esdb.observed as object);
         } finally {
           await server.stop();
         }

@@ -121,12 +121,12 @@ describe("grpcurl runs the README's lines", () => {
         const account = { accountId: "alice", owner: "Alice", currency: "EUR", status: "ACCOUNT_STATUS_OPEN" };
         // -emit-defaults shows the zero balance and revision of a new account.
         expect(await json(next(/-emit-defaults .*"command_id":"open-1".*\/OpenAccount$/s))).toEqual({
-          account: { ...account, balance: "0", revision: "0" },
+          account: { ...account, balance: "0", availableBalance: "0", revision: "0" },
           revision: "0",
         });
-        expect(await json(next(/"amount":"1250".*\/Deposit$/s))).toEqual({ account: { ...account, balance: "1250", revision: "1" }, revision: "1" });
-        expect(await json(next(/"expected_revision":"1".*\/Withdraw$/s))).toEqual({ account: { ...account, balance: "1000", revision: "2" }, revision: "2" });
-        expect(await json(next(/\/GetAccount$/))).toEqual({ account: { ...account, balance: "1000", revision: "2" } });
+        expect(await json(next(/"amount":"1250".*\/Deposit$/s))).toEqual({ account: { ...account, balance: "1250", availableBalance: "1250", revision: "1" }, revision: "1" });
+        expect(await json(next(/"expected_revision":"1".*\/Withdraw$/s))).toEqual({ account: { ...account, balance: "1000", availableBalance: "1000", revision: "2" }, revision: "2" });
+        expect(await json(next(/\/GetAccount$/))).toEqual({ account: { ...account, balance: "1000", availableBalance: "1000", revision: "2" } });
       });
 
       it("reads the events forwards and backwards, with timestamps", async () => {

@@ -21,7 +21,7 @@ describe("commands and queries", () => {
   it("opens an account, moves money and closes it, with bigint amounts and revisions", async () => {
     const accountId = newId("move");
     const opened = await client.openAccount({ accountId, owner: "Ada", currency: "EUR" });
-    expect(opened.account).toEqual({ accountId, owner: "Ada", currency: "EUR", balance: 0n, status: "open", revision: 0n });
+    expect(opened.account).toEqual({ accountId, owner: "Ada", currency: "EUR", balance: 0n, availableBalance: 0n, status: "open", revision: 0n });
     expect(opened.revision).toBe(0n);
     expect(opened.commandId).toMatch(/^[0-9a-f-]{36}$/);
 
@@ -38,7 +38,7 @@ describe("commands and queries", () => {
     expect(closed.account.status).toBe("closed");
     expect(closed.revision).toBe(4n);
 
-    expect(await client.getAccount(accountId)).toEqual({ accountId, owner: "Ada", currency: "EUR", balance: 0n, status: "closed", revision: 4n });
+    expect(await client.getAccount(accountId)).toEqual({ accountId, owner: "Ada", currency: "EUR", balance: 0n, availableBalance: 0n, status: "closed", revision: 4n });
   });
 
   it("sends the caller's command id, so repeating a command applies it once", async () => {

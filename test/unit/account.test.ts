@@ -12,7 +12,7 @@ import {
 import { MAX_AMOUNT, MAX_BALANCE } from "../../server/src/domain/rules.js";
 
 const opened: AccountEvent = { type: "AccountOpened", data: { accountId: "a1", owner: "Ada", currency: "EUR" } };
-const withBalance = (balance: bigint): AccountState => ({ status: "open", accountId: "a1", owner: "Ada", currency: "EUR", balance });
+const withBalance = (balance: bigint): AccountState => ({ status: "open", accountId: "a1", owner: "Ada", currency: "EUR", balance, holds: {} });
 
 describe("Account aggregate", () => {
   it("opens an account once with owner and currency", () => {

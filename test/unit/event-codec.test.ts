@@ -48,6 +48,7 @@ describe("event codec", () => {
       owner: "Alice Liddell",
       currency: "EUR",
       balance: 0n,
+      holds: {},
     });
   });
 
@@ -82,6 +83,22 @@ describe("event codec", () => {
         data: { command: { type: "Withdraw", amount: 7n }, reason: "INSUFFICIENT_FUNDS", details: { account_id: "a-1", balance: "5", amount: "7" } },
       },
       { type: "CommandRejected", data: { command: { type: "CloseAccount" }, reason: "BALANCE_NOT_ZERO", details: { account_id: "a-1", balance: "5" } } },
+      {
+        type: "CommandRejected",
+        data: { command: { type: "ReserveFunds", transferId: "t-1", amount: 9n }, reason: "INSUFFICIENT_FUNDS", details: { account_id: "a-1", balance: "5", amount: "9" } },
+      },
+      {
+        type: "CommandRejected",
+        data: {
+          command: { type: "CreditTransfer", transferId: "t-2", amount: 9n, fromAccountId: "b-1", currency: "EUR" },
+          reason: "BALANCE_LIMIT_EXCEEDED",
+          details: { account_id: "a-1", balance: "5", amount: "9" },
+        },
+      },
+      { type: "FundsReserved", data: { transferId: "t-1", amount: 3n } },
+      { type: "TransferCredited", data: { transferId: "t-1", amount: 3n, fromAccountId: "b-1" } },
+      { type: "HoldCaptured", data: { transferId: "t-1", amount: 3n } },
+      { type: "HoldReleased", data: { transferId: "t-1", amount: 3n } },
     ];
     expect([...new Set(samples.map((event) => event.type))].sort()).toEqual(Object.keys(EVENT_SCHEMAS).sort());
     for (const event of samples) {

@@ -122,9 +122,12 @@ describe("snapshot decoding", () => {
 
   it("writes the current version without the account id, and reads it back", () => {
     const loaded = {
-      state: { status: "open" as const, accountId: "zoe", owner: "Zoe", currency: "EUR", balance: 12n },
+      state: { status: "open" as const, accountId: "zoe", owner: "Zoe", currency: "EUR", balance: 12n, holds: { t1: 5n } },
       revision: 3n,
-      recentCommands: new Map([["c1", { revision: 3n, outcome: { balance: 12n, status: "open" as const }, fingerprint: '["MoneyDeposited","12"]' }]]),
+      recentCommands: new Map([
+        ["c1", { revision: 2n, outcome: { balance: 12n, status: "open" as const, holds: {} }, fingerprint: '["MoneyDeposited","12"]' }],
+        ["t1", { revision: 3n, outcome: { balance: 12n, status: "open" as const, holds: { t1: 5n } }, fingerprint: '["FundsReserved","t1","5"]' }],
+      ]),
       snapshotRevision: 3n,
     };
     const state = encodeSnapshot(loaded);

@@ -45,7 +45,7 @@ export const accountAggregate: Aggregate<AccountCommand, AccountEvent, AccountSt
   refusalOf,
   outcomeOf: (state): AccountOutcome => {
     if (state.status === "none") throw new Error("an outcome without an account");
-    return { balance: state.balance, status: state.status };
+    return { balance: state.balance, status: state.status, holds: state.holds };
   },
   stateAfter: (current, outcome) => {
     if (current.status === "none") throw new Error("an outcome without an account");
@@ -70,5 +70,13 @@ export function commandFingerprint(command: AccountCommand): string {
       return JSON.stringify(["MoneyWithdrawn", command.amount.toString()]);
     case "CloseAccount":
       return JSON.stringify(["AccountClosed"]);
+    case "ReserveFunds":
+      return JSON.stringify(["FundsReserved", command.transferId, command.amount.toString()]);
+    case "CreditTransfer":
+      return JSON.stringify(["TransferCredited", command.transferId, command.amount.toString(), command.fromAccountId]);
+    case "CaptureHold":
+      return JSON.stringify(["HoldCaptured", command.transferId]);
+    case "ReleaseHold":
+      return JSON.stringify(["HoldReleased", command.transferId]);
   }
 }

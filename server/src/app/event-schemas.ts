@@ -82,6 +82,37 @@ export const EVENT_SCHEMAS: EventSchemas = {
     encode: { 1: () => ({}) },
     decode: () => ({ type: "AccountClosed", data: {} }),
   },
+  FundsReserved: {
+    current: 1,
+    written: 1,
+    upcast: {},
+    encode: { 1: ({ data }) => ({ transferId: data.transferId, amount: data.amount.toString() }) },
+    decode: (data, at) => ({ type: "FundsReserved", data: { transferId: text(data.transferId, "transferId", at), amount: amount(data.amount, at) } }),
+  },
+  TransferCredited: {
+    current: 1,
+    written: 1,
+    upcast: {},
+    encode: { 1: ({ data }) => ({ transferId: data.transferId, amount: data.amount.toString(), fromAccountId: data.fromAccountId }) },
+    decode: (data, at) => ({
+      type: "TransferCredited",
+      data: { transferId: text(data.transferId, "transferId", at), amount: amount(data.amount, at), fromAccountId: text(data.fromAccountId, "fromAccountId", at) },
+    }),
+  },
+  HoldCaptured: {
+    current: 1,
+    written: 1,
+    upcast: {},
+    encode: { 1: ({ data }) => ({ transferId: data.transferId, amount: data.amount.toString() }) },
+    decode: (data, at) => ({ type: "HoldCaptured", data: { transferId: text(data.transferId, "transferId", at), amount: amount(data.amount, at) } }),
+  },
+  HoldReleased: {
+    current: 1,
+    written: 1,
+    upcast: {},
+    encode: { 1: ({ data }) => ({ transferId: data.transferId, amount: data.amount.toString() }) },
+    decode: (data, at) => ({ type: "HoldReleased", data: { transferId: text(data.transferId, "transferId", at), amount: amount(data.amount, at) } }),
+  },
   CommandRejected: {
     current: 1,
     written: 1,
@@ -95,7 +126,7 @@ const REJECTION_REASONS: ReadonlySet<string> = new Set<CommandRejection["reason"
 
 /** CommandRejected's data (also kept in snapshots' idempotency windows). */
 export function encodeRejectionJson({ command, reason, details }: CommandRejection): StoredData {
-  const encoded = command.type === "CloseAccount" ? { type: command.type } : { type: command.type, amount: command.amount.toString() };
+  const encoded = command.type === "CloseAccount" ? { type: command.type } : { ...command, amount: command.amount.toString() };
   return { command: encoded, reason, details };
 }
 
@@ -108,6 +139,17 @@ export function decodeRejectionJson(data: StoredData, at: Pick<StoredEventContex
   let rejected: RejectedCommand;
   if (command?.type === "Deposit" || command?.type === "Withdraw") rejected = { type: command.type, amount: amount(command.amount, at) };
   else if (command?.type === "CloseAccount") rejected = { type: "CloseAccount" };
+  else if (command?.type === "ReserveFunds") {
+    rejected = { type: "ReserveFunds", transferId: text(command.transferId, "transferId", at), amount: amount(command.amount, at) };
+  } else if (command?.type === "CreditTransfer") {
+    rejected = {
+      type: "CreditTransfer",
+      transferId: text(command.transferId, "transferId", at),
+      amount: amount(command.amount, at),
+      fromAccountId: text(command.fromAccountId, "fromAccountId", at),
+      currency: text(command.currency, "currency", at),
+    };
+  }
   else throw new Error(`bad CommandRejected command in ${at.stream}@${at.revision}`);
   return {
     command: rejected,
@@ -116,7 +158,7 @@ export function decodeRejectionJson(data: StoredData, at: Pick<StoredEventContex
   };
 }
 
-function text(value: unknown, field: string, at: StoredEventContext): string {
+function text(value: unknown, field: string, at: Pick<StoredEventContext, "stream" | "revision">): string {
   if (typeof value === "string") return value;
   throw new Error(`bad ${field} ${JSON.stringify(value)} in ${at.stream}@${at.revision}`);
 }

@@ -5,7 +5,7 @@
 import type { AccountState, CommandRejection, ExistingAccount } from "../domain/account.js";
 import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
 import type { StoredSnapshot } from "../store/snapshot-store.js";
-import type { LoadedAggregate, WindowEntry } from "./command-runtime.js";
+import type { LoadedAggregate } from "./command-runtime.js";
 import { decodeRejectionJson, encodeRejectionJson } from "./event-schemas.js";
 
 /**
@@ -15,14 +15,17 @@ import { decodeRejectionJson, encodeRejectionJson } from "./event-schemas.js";
  * of a version without one (or of a newer release) is ignored and the stream
  * replayed, never misread. Version 1 (release 0.1.0) kept the account id in
  * the state; version 2 takes it from the stream, like AccountOpened v2, and
- * its window entries may carry a recorded refusal (CommandRejected).
+ * its window entries may carry a recorded refusal (CommandRejected); version
+ * 3 adds the holds of transfers (to the account and to window entries).
  */
-export const ACCOUNT_SNAPSHOT_VERSION = 2;
+export const ACCOUNT_SNAPSHOT_VERSION = 3;
 
 /** What the window keeps of the account a command left. */
 export interface AccountOutcome {
   balance: bigint;
   status: ExistingAccount["status"];
+  /** The same object as the state's (states are immutable), so entries share it. */
+  holds: ExistingAccount["holds"];
 }
 
 /** An account as the command runtime holds it. */
@@ -34,10 +37,10 @@ export type LoadedAccount = LoadedAggregate<AccountState, CommandRejection>;
  * (the balance limit is 2^53 - 1). Compact, because a snapshot carries the
  * whole window (up to 1,000 entries) and a cold load parses it.
  */
-type OutcomeJson = [commandId: string, revision: number, balance: number, closed: 0 | 1, fingerprint: number, refusal?: Record<string, unknown>];
+type OutcomeJson = [commandId: string, revision: number, balance: number, closed: 0 | 1, fingerprint: number, refusal?: Record<string, unknown> | 0, holds?: Record<string, string>];
 
 interface SnapshotJson {
-  account: Omit<ExistingAccount, "balance" | "accountId"> & { balance: string };
+  account: Omit<ExistingAccount, "balance" | "accountId" | "holds"> & { balance: string; holds: Record<string, string> };
   /** Distinct fingerprints of the window (most commands share a few). */
   fingerprints: string[];
   /** Oldest first. */
@@ -57,12 +60,14 @@ export function encodeSnapshot(loaded: LoadedAccount): string {
       index = fingerprints.push(outcome.fingerprint) - 1;
       fingerprintIndex.set(outcome.fingerprint, index);
     }
-    const { balance, status } = outcome.outcome as AccountOutcome;
+    const { balance, status, holds } = outcome.outcome as AccountOutcome;
     const entry: OutcomeJson = [commandId, Number(outcome.revision), Number(balance), status === "closed" ? 1 : 0, index];
-    if (outcome.refusal) entry.push(encodeRejectionJson(outcome.refusal));
+    const held = Object.keys(holds).length > 0;
+    if (outcome.refusal || held) entry.push(outcome.refusal ? encodeRejectionJson(outcome.refusal) : 0);
+    if (held) entry.push(encodeHolds(holds));
     recentCommands.push(entry);
   }
-  const account = { status: state.status, owner: state.owner, currency: state.currency, balance: state.balance.toString() };
+  const account = { status: state.status, owner: state.owner, currency: state.currency, balance: state.balance.toString(), holds: encodeHolds(state.holds) };
   const json: SnapshotJson = { account, fingerprints, recentCommands };
   return JSON.stringify(json);
 }
@@ -78,6 +83,11 @@ const SNAPSHOT_UPCASTS: Record<number, (json: unknown, accountId: string) => unk
     if (account?.accountId !== accountId) return undefined;
     const { accountId: _accountId, ...v2account } = account;
     return { ...rest, account: v2account };
+  },
+  // v2 -> v3: no transfers before, so no holds.
+  2: (json) => {
+    const { account, ...rest } = json as { account?: object };
+    return { ...rest, account: { ...account, holds: {} } };
   },
 };
 
@@ -117,18 +127,36 @@ function decodeSnapshotJson(json: SnapshotJson, accountId: string, revision: big
   // Keep the newest `windowSize` entries, in case the window was made smaller since.
   const entries = json.recentCommands;
   for (let i = Math.max(0, entries.length - windowSize); i < entries.length; i++) {
-    const [commandId, outcomeRevision, balance, closed, fingerprint, refusal] = entries[i]!;
+    const [commandId, outcomeRevision, balance, closed, fingerprint, refusal, holds] = entries[i]!;
     recentCommands.set(commandId, {
       revision: BigInt(outcomeRevision),
-      outcome: { balance: BigInt(balance), status: closed ? "closed" : "open" } satisfies AccountOutcome,
+      outcome: { balance: BigInt(balance), status: closed ? "closed" : "open", holds: holds ? decodeHolds(holds) : NO_HOLDS } satisfies AccountOutcome,
       fingerprint: fingerprints[fingerprint]!,
       ...(refusal ? { refusal: decodeRejectionJson(refusal, { stream: ACCOUNT_STREAM_PREFIX + accountId, revision: BigInt(outcomeRevision) }) } : {}),
     });
   }
   return {
-    state: { status: account.status, accountId, owner: account.owner, currency: account.currency, balance: BigInt(account.balance) },
+    state: { status: account.status, accountId, owner: account.owner, currency: account.currency, balance: BigInt(account.balance), holds: decodeHolds(account.holds) },
     revision,
     recentCommands,
     snapshotRevision: revision,
   };
+}
+
+const NO_HOLDS: ExistingAccount["holds"] = Object.freeze({});
+
+function encodeHolds(holds: ExistingAccount["holds"]): Record<string, string> {
+  return Object.fromEntries(Object.entries(holds).map(([transferId, amount]) => [transferId, amount.toString()]));
+}
+
+function decodeHolds(json: unknown): ExistingAccount["holds"] {
+  if (typeof json !== "object" || json === null) throw new Error("not an account snapshot: holds");
+  const entries = Object.entries(json as Record<string, unknown>);
+  if (entries.length === 0) return NO_HOLDS;
+  return Object.fromEntries(
+    entries.map(([transferId, amount]) => {
+      if (typeof amount !== "string" || !/^[0-9]{1,19}$/.test(amount)) throw new Error("not an account snapshot: hold amount");
+      return [transferId, BigInt(amount)];
+    }),
+  );
 }

@@ -10,7 +10,9 @@ import {
   AccountNotFoundError,
   BalanceLimitExceededError,
   BalanceNotZeroError,
+  CurrencyMismatchError,
   DomainError,
+  HoldNotFoundError,
   InsufficientFundsError,
 } from "./errors.js";
 import { MAX_BALANCE, validateAccountId, validateAmount, validateCurrency, validateOwner } from "./rules.js";
@@ -20,7 +22,12 @@ export type AccountEvent =
   | { type: "MoneyDeposited"; data: { amount: bigint } }
   | { type: "MoneyWithdrawn"; data: { amount: bigint } }
   | { type: "AccountClosed"; data: Record<string, never> }
-  | { type: "CommandRejected"; data: CommandRejection };
+  | { type: "CommandRejected"; data: CommandRejection }
+  // Transfers, in two phases (docs/transfers.md): a hold on the source, the credit, then the capture or release.
+  | { type: "FundsReserved"; data: { transferId: string; amount: bigint } }
+  | { type: "TransferCredited"; data: { transferId: string; amount: bigint; fromAccountId: string } }
+  | { type: "HoldCaptured"; data: { transferId: string; amount: bigint } }
+  | { type: "HoldReleased"; data: { transferId: string; amount: bigint } };
 
 /**
  * A refusal that depends on the account's state at the time (the balance), so
@@ -37,7 +44,11 @@ export interface CommandRejection {
   details: Record<string, string>;
 }
 
-export type RejectedCommand = { type: "Deposit" | "Withdraw"; amount: bigint } | { type: "CloseAccount" };
+export type RejectedCommand =
+  | { type: "Deposit" | "Withdraw"; amount: bigint }
+  | { type: "CloseAccount" }
+  | { type: "ReserveFunds"; transferId: string; amount: bigint }
+  | { type: "CreditTransfer"; transferId: string; amount: bigint; fromAccountId: string; currency: string };
 
 type RecordedRefusal = InsufficientFundsError | BalanceLimitExceededError | BalanceNotZeroError;
 
@@ -47,15 +58,32 @@ export type AccountCommand =
   | { type: "OpenAccount"; accountId: string; owner: string; currency: string }
   | { type: "Deposit"; accountId: string; amount: bigint }
   | { type: "Withdraw"; accountId: string; amount: bigint }
-  | { type: "CloseAccount"; accountId: string };
+  | { type: "CloseAccount"; accountId: string }
+  /** Puts `amount` of the available balance on hold for a transfer. */
+  | { type: "ReserveFunds"; accountId: string; transferId: string; amount: bigint }
+  /** Credits a transfer's amount (in `currency`, which must be the account's). */
+  | { type: "CreditTransfer"; accountId: string; transferId: string; amount: bigint; fromAccountId: string; currency: string }
+  /** Takes a transfer's held amount out of the balance. */
+  | { type: "CaptureHold"; accountId: string; transferId: string }
+  /** Gives a transfer's held amount back to the available balance. */
+  | { type: "ReleaseHold"; accountId: string; transferId: string };
 
 export interface ExistingAccount {
   status: "open" | "closed";
   accountId: string;
   owner: string;
   currency: string;
-  /** Minor units; 0 <= balance <= MAX_BALANCE. */
+  /** Posted balance, minor units; 0 <= balance <= MAX_BALANCE. */
   balance: bigint;
+  /** Amounts on hold per transfer id; the available balance is the balance less these. */
+  holds: Readonly<Record<string, bigint>>;
+}
+
+/** The balance less what is on hold. */
+export function availableBalance(account: ExistingAccount): bigint {
+  let held = 0n;
+  for (const amount of Object.values(account.holds)) held += amount;
+  return account.balance - held;
 }
 
 export type AccountState = { status: "none" } | ExistingAccount;
@@ -71,6 +99,7 @@ export function evolve(state: AccountState, event: AccountEvent): AccountState {
         owner: event.data.owner,
         currency: event.data.currency,
         balance: 0n,
+        holds: {},
       };
     case "MoneyDeposited":
       return { ...existing(state, event.type), balance: existing(state, event.type).balance + event.data.amount };
@@ -80,6 +109,22 @@ export function evolve(state: AccountState, event: AccountEvent): AccountState {
       return { ...existing(state, event.type), status: "closed" };
     case "CommandRejected":
       return existing(state, event.type);
+    case "FundsReserved": {
+      const account = existing(state, event.type);
+      return { ...account, holds: { ...account.holds, [event.data.transferId]: event.data.amount } };
+    }
+    case "TransferCredited": {
+      const account = existing(state, event.type);
+      return { ...account, balance: account.balance + event.data.amount };
+    }
+    case "HoldCaptured": {
+      const account = existing(state, event.type);
+      return { ...account, balance: account.balance - event.data.amount, holds: without(account.holds, event.data.transferId) };
+    }
+    case "HoldReleased": {
+      const account = existing(state, event.type);
+      return { ...account, holds: without(account.holds, event.data.transferId) };
+    }
     default:
       return assertNever(event);
   }
@@ -107,10 +152,34 @@ export function decide(command: AccountCommand, state: AccountState): AccountEve
     case "Withdraw": {
       validateAmount(command.amount);
       const account = openAccount(state, command.accountId);
-      if (account.balance < command.amount) {
-        throw new InsufficientFundsError(command.accountId, account.balance, command.amount);
-      }
+      // Money on hold for a transfer is not there to spend.
+      if (availableBalance(account) < command.amount) throw insufficientFunds(account, command.amount, "withdraw");
       return [{ type: "MoneyWithdrawn", data: { amount: command.amount } }];
+    }
+    case "ReserveFunds": {
+      validateAmount(command.amount);
+      const account = openAccount(state, command.accountId);
+      if (availableBalance(account) < command.amount) throw insufficientFunds(account, command.amount, "reserve");
+      return [{ type: "FundsReserved", data: { transferId: command.transferId, amount: command.amount } }];
+    }
+    case "CreditTransfer": {
+      validateAmount(command.amount);
+      const account = openAccount(state, command.accountId);
+      if (account.currency !== command.currency) throw new CurrencyMismatchError(command.accountId, account.currency, command.currency);
+      if (account.balance + command.amount > MAX_BALANCE) {
+        throw new BalanceLimitExceededError(command.accountId, account.balance, command.amount);
+      }
+      const { transferId, amount, fromAccountId } = command;
+      return [{ type: "TransferCredited", data: { transferId, amount, fromAccountId } }];
+    }
+    case "CaptureHold":
+    case "ReleaseHold": {
+      // A closed account holds nothing (an account with a hold cannot close), so the hold is what is checked.
+      const amount = state.status === "none" ? undefined : state.holds[command.transferId];
+      if (state.status === "none") throw new AccountNotFoundError(command.accountId);
+      if (amount === undefined) throw new HoldNotFoundError(command.accountId, command.transferId);
+      const data = { transferId: command.transferId, amount };
+      return [command.type === "CaptureHold" ? { type: "HoldCaptured", data } : { type: "HoldReleased", data }];
     }
     case "CloseAccount": {
       const account = openAccount(state, command.accountId);
@@ -126,8 +195,29 @@ export function decide(command: AccountCommand, state: AccountState): AccountEve
 export function rejectionOf(command: AccountCommand, error: unknown): Extract<AccountEvent, { type: "CommandRejected" }> | undefined {
   const recorded =
     error instanceof InsufficientFundsError || error instanceof BalanceLimitExceededError || error instanceof BalanceNotZeroError;
-  if (!recorded || command.type === "OpenAccount") return undefined;
-  const rejected: RejectedCommand = command.type === "CloseAccount" ? { type: "CloseAccount" } : { type: command.type, amount: command.amount };
+  if (!recorded) return undefined;
+  let rejected: RejectedCommand;
+  switch (command.type) {
+    case "OpenAccount":
+    case "CaptureHold":
+    case "ReleaseHold":
+      return undefined;
+    case "CloseAccount":
+      rejected = { type: "CloseAccount" };
+      break;
+    case "Deposit":
+    case "Withdraw":
+      rejected = { type: command.type, amount: command.amount };
+      break;
+    case "ReserveFunds":
+      rejected = { type: command.type, transferId: command.transferId, amount: command.amount };
+      break;
+    case "CreditTransfer": {
+      const { transferId, amount, fromAccountId, currency } = command;
+      rejected = { type: command.type, transferId, amount, fromAccountId, currency };
+      break;
+    }
+  }
   return { type: "CommandRejected", data: { command: rejected, reason: error.reason, details: { ...error.metadata } } };
 }
 
@@ -137,8 +227,10 @@ export function refusalOf(accountId: string, rejection: CommandRejection): Domai
   const amount = command.type === "CloseAccount" ? 0n : command.amount;
   const balance = BigInt(details.balance ?? "0");
   switch (rejection.reason) {
-    case "INSUFFICIENT_FUNDS":
-      return new InsufficientFundsError(accountId, balance, amount);
+    case "INSUFFICIENT_FUNDS": {
+      const available = BigInt(details.available_balance ?? details.balance ?? "0");
+      return new InsufficientFundsError(accountId, balance, amount, available, command.type === "ReserveFunds" ? "reserve" : "withdraw");
+    }
     case "BALANCE_LIMIT_EXCEEDED":
       return new BalanceLimitExceededError(accountId, balance, amount);
     case "BALANCE_NOT_ZERO":
@@ -161,6 +253,15 @@ export function commandOf(accountId: string, event: AccountEvent): AccountComman
       return { type: "CloseAccount", accountId };
     case "CommandRejected":
       return { ...event.data.command, accountId };
+    case "FundsReserved":
+      return { type: "ReserveFunds", accountId, transferId: event.data.transferId, amount: event.data.amount };
+    case "TransferCredited":
+      // The currency is the account's: a credit is only recorded when they match.
+      return { type: "CreditTransfer", accountId, ...event.data, currency: "" };
+    case "HoldCaptured":
+      return { type: "CaptureHold", accountId, transferId: event.data.transferId };
+    case "HoldReleased":
+      return { type: "ReleaseHold", accountId, transferId: event.data.transferId };
     default:
       return assertNever(event);
   }
@@ -171,6 +272,15 @@ export function evolveAll(state: AccountState, events: Iterable<AccountEvent>): 
   let current = state;
   for (const event of events) current = evolve(current, event);
   return current;
+}
+
+function insufficientFunds(account: ExistingAccount, amount: bigint, verb: "withdraw" | "reserve"): InsufficientFundsError {
+  return new InsufficientFundsError(account.accountId, account.balance, amount, availableBalance(account), verb);
+}
+
+function without(holds: Readonly<Record<string, bigint>>, transferId: string): Record<string, bigint> {
+  const { [transferId]: _released, ...rest } = holds;
+  return rest;
 }
 
 function openAccount(state: AccountState, accountId: string): ExistingAccount {

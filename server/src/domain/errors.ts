@@ -64,11 +64,16 @@ export class InsufficientFundsError extends DomainError {
     readonly accountId: string,
     readonly balance: bigint,
     readonly amount: bigint,
+    /** The balance less holds; metadata names it only when it differs from the balance. */
+    readonly available: bigint = balance,
+    verb: "withdraw" | "reserve" = "withdraw",
   ) {
-    super(`account ${accountId} has ${balance}, cannot withdraw ${amount}`, {
+    const has = available === balance ? `${balance}` : `${balance}, of which ${available} available`;
+    super(`account ${accountId} has ${has}, cannot ${verb} ${amount}`, {
       account_id: accountId,
       balance: String(balance),
       amount: String(amount),
+      ...(available === balance ? {} : { available_balance: String(available) }),
     });
   }
 }
@@ -100,5 +105,30 @@ export class BalanceNotZeroError extends DomainError {
       account_id: accountId,
       balance: String(balance),
     });
+  }
+}
+
+/** A transfer between accounts of different currencies. */
+export class CurrencyMismatchError extends DomainError {
+  override readonly name = "CurrencyMismatchError";
+  readonly reason = "CURRENCY_MISMATCH";
+  constructor(
+    readonly accountId: string,
+    readonly accountCurrency: string,
+    readonly currency: string,
+  ) {
+    super(`account ${accountId} holds ${accountCurrency}, not ${currency}`, { account_id: accountId, account_currency: accountCurrency, currency });
+  }
+}
+
+/** No hold of this transfer on the account (never reserved, or already captured or released). */
+export class HoldNotFoundError extends DomainError {
+  override readonly name = "HoldNotFoundError";
+  readonly reason = "HOLD_NOT_FOUND";
+  constructor(
+    readonly accountId: string,
+    readonly transferId: string,
+  ) {
+    super(`account ${accountId} holds nothing for transfer ${transferId}`, { account_id: accountId, transfer_id: transferId });
   }
 }

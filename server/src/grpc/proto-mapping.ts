@@ -2,7 +2,7 @@
 import { Account, AccountStatus, type AccountEvent as AccountEventMessage } from "../../../client/src/gen/bank/v1/account.js";
 import type { AccountSnapshot } from "../app/account-command-handler.js";
 import { decodeEvent } from "../app/event-codec.js";
-import { refusalOf } from "../domain/account.js";
+import { availableBalance, refusalOf } from "../domain/account.js";
 import type { RecordedEvent } from "../store/event-store.js";
 import { ACCOUNT_STREAM_PREFIX } from "../store/event-store.js";
 
@@ -14,6 +14,7 @@ export function toAccountMessage({ account, revision }: AccountSnapshot): Accoun
     balance: account.balance,
     status: account.status === "open" ? AccountStatus.ACCOUNT_STATUS_OPEN : AccountStatus.ACCOUNT_STATUS_CLOSED,
     revision,
+    availableBalance: availableBalance(account),
   };
 }
 
@@ -46,8 +47,17 @@ function payloadOf(accountId: string, event: ReturnType<typeof decodeEvent>): Ac
     case "CommandRejected": {
       const { command, reason, details } = event.data;
       const amount = command.type === "CloseAccount" ? 0n : command.amount;
+      const transferId = "transferId" in command ? command.transferId : "";
       const message = refusalOf(accountId, event.data).message;
-      return { $case: "rejected", value: { reason, message, command: command.type, amount, details } };
+      return { $case: "rejected", value: { reason, message, command: command.type, amount, details, transferId } };
     }
+    case "FundsReserved":
+      return { $case: "reserved", value: event.data };
+    case "TransferCredited":
+      return { $case: "credited", value: event.data };
+    case "HoldCaptured":
+      return { $case: "captured", value: event.data };
+    case "HoldReleased":
+      return { $case: "released", value: event.data };
   }
 }

@@ -66,6 +66,11 @@ export interface Account {
   status: AccountStatus;
   /** Revision of the last event applied: 0 right after opening. */
   revision: bigint;
+  /**
+   * The balance less the amounts on hold for transfers in progress: what a
+   * withdrawal or a transfer may take.
+   */
+  availableBalance: bigint;
 }
 
 /** Event payloads. Amounts are integer minor units. */
@@ -102,11 +107,41 @@ export interface CommandRejected {
   amount: bigint;
   /** The ErrorInfo metadata the caller got (balance, amount, ...). */
   details: { [key: string]: string };
+  /** The transfer whose step was refused ("ReserveFunds", "CreditTransfer"); empty otherwise. */
+  transferId: string;
 }
 
 export interface CommandRejected_DetailsEntry {
   key: string;
   value: string;
+}
+
+/**
+ * Transfers move money in two phases (docs/transfers.md). The source first
+ * puts the amount on hold: its available balance drops, its balance does not.
+ */
+export interface FundsReserved {
+  transferId: string;
+  amount: bigint;
+}
+
+/** The destination of a transfer got the amount. */
+export interface TransferCredited {
+  transferId: string;
+  amount: bigint;
+  fromAccountId: string;
+}
+
+/** The source's hold became a debit: its balance drops by the amount. */
+export interface HoldCaptured {
+  transferId: string;
+  amount: bigint;
+}
+
+/** The source's hold was given back (the transfer failed): nothing moved. */
+export interface HoldReleased {
+  transferId: string;
+  amount: bigint;
 }
 
 /** One recorded event of an account stream. */
@@ -130,6 +165,10 @@ export interface AccountEvent {
     | { $case: "withdrawn"; value: MoneyWithdrawn }
     | { $case: "closed"; value: AccountClosed }
     | { $case: "rejected"; value: CommandRejected }
+    | { $case: "reserved"; value: FundsReserved }
+    | { $case: "credited"; value: TransferCredited }
+    | { $case: "captured"; value: HoldCaptured }
+    | { $case: "released"; value: HoldReleased }
     | undefined;
 }
 
@@ -141,7 +180,7 @@ export interface CaughtUp {
 }
 
 function createBaseAccount(): Account {
-  return { accountId: "", owner: "", currency: "", balance: 0n, status: 0, revision: 0n };
+  return { accountId: "", owner: "", currency: "", balance: 0n, status: 0, revision: 0n, availableBalance: 0n };
 }
 
 export const Account: MessageFns<Account> = {
@@ -169,6 +208,12 @@ export const Account: MessageFns<Account> = {
         throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
       }
       writer.uint32(48).uint64(message.revision);
+    }
+    if (message.availableBalance !== 0n) {
+      if (BigInt.asIntN(64, message.availableBalance) !== message.availableBalance) {
+        throw new globalThis.Error("value provided for field message.availableBalance of type int64 too large");
+      }
+      writer.uint32(56).int64(message.availableBalance);
     }
     return writer;
   },
@@ -234,6 +279,14 @@ export const Account: MessageFns<Account> = {
             message.revision = reader.uint64() as bigint;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.availableBalance = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -258,6 +311,11 @@ export const Account: MessageFns<Account> = {
       balance: isSet(object.balance) ? BigInt(object.balance) : 0n,
       status: isSet(object.status) ? accountStatusFromJSON(object.status) : 0,
       revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      availableBalance: isSet(object.availableBalance)
+        ? BigInt(object.availableBalance)
+        : isSet(object.available_balance)
+        ? BigInt(object.available_balance)
+        : 0n,
     };
   },
 
@@ -281,6 +339,9 @@ export const Account: MessageFns<Account> = {
     if (message.revision !== 0n) {
       obj.revision = message.revision.toString();
     }
+    if (message.availableBalance !== 0n) {
+      obj.availableBalance = message.availableBalance.toString();
+    }
     return obj;
   },
 
@@ -295,6 +356,9 @@ export const Account: MessageFns<Account> = {
     message.balance = (object.balance !== undefined && object.balance !== null) ? BigInt(object.balance) : 0n;
     message.status = object.status ?? 0;
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.availableBalance = (object.availableBalance !== undefined && object.availableBalance !== null)
+      ? BigInt(object.availableBalance)
+      : 0n;
     return message;
   },
 };
@@ -577,7 +641,7 @@ export const AccountClosed: MessageFns<AccountClosed> = {
 };
 
 function createBaseCommandRejected(): CommandRejected {
-  return { reason: "", message: "", command: "", amount: 0n, details: {} };
+  return { reason: "", message: "", command: "", amount: 0n, details: {}, transferId: "" };
 }
 
 export const CommandRejected: MessageFns<CommandRejected> = {
@@ -600,6 +664,9 @@ export const CommandRejected: MessageFns<CommandRejected> = {
     globalThis.Object.entries(message.details).forEach(([key, value]: [string, string]) => {
       CommandRejected_DetailsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
     });
+    if (message.transferId !== "") {
+      writer.uint32(50).string(message.transferId);
+    }
     return writer;
   },
 
@@ -659,6 +726,14 @@ export const CommandRejected: MessageFns<CommandRejected> = {
             }
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -691,6 +766,11 @@ export const CommandRejected: MessageFns<CommandRejected> = {
           {},
         )
         : {},
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
     };
   },
 
@@ -717,6 +797,9 @@ export const CommandRejected: MessageFns<CommandRejected> = {
         });
       }
     }
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
     return obj;
   },
 
@@ -738,6 +821,7 @@ export const CommandRejected: MessageFns<CommandRejected> = {
       },
       {},
     );
+    message.transferId = object.transferId ?? "";
     return message;
   },
 };
@@ -827,6 +911,394 @@ export const CommandRejected_DetailsEntry: MessageFns<CommandRejected_DetailsEnt
   },
 };
 
+function createBaseFundsReserved(): FundsReserved {
+  return { transferId: "", amount: 0n };
+}
+
+export const FundsReserved: MessageFns<FundsReserved> = {
+  encode(message: FundsReserved, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transferId !== "") {
+      writer.uint32(10).string(message.transferId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(16).int64(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FundsReserved {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFundsReserved();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FundsReserved {
+    return {
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+    };
+  },
+
+  toJSON(message: FundsReserved): unknown {
+    const obj: any = {};
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FundsReserved>, I>>(base?: I): FundsReserved {
+    return FundsReserved.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FundsReserved>, I>>(object: I): FundsReserved {
+    const message = createBaseFundsReserved();
+    message.transferId = object.transferId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    return message;
+  },
+};
+
+function createBaseTransferCredited(): TransferCredited {
+  return { transferId: "", amount: 0n, fromAccountId: "" };
+}
+
+export const TransferCredited: MessageFns<TransferCredited> = {
+  encode(message: TransferCredited, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transferId !== "") {
+      writer.uint32(10).string(message.transferId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(16).int64(message.amount);
+    }
+    if (message.fromAccountId !== "") {
+      writer.uint32(26).string(message.fromAccountId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferCredited {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferCredited();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fromAccountId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferCredited {
+    return {
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      fromAccountId: isSet(object.fromAccountId)
+        ? globalThis.String(object.fromAccountId)
+        : isSet(object.from_account_id)
+        ? globalThis.String(object.from_account_id)
+        : "",
+    };
+  },
+
+  toJSON(message: TransferCredited): unknown {
+    const obj: any = {};
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.fromAccountId !== "") {
+      obj.fromAccountId = message.fromAccountId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TransferCredited>, I>>(base?: I): TransferCredited {
+    return TransferCredited.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TransferCredited>, I>>(object: I): TransferCredited {
+    const message = createBaseTransferCredited();
+    message.transferId = object.transferId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.fromAccountId = object.fromAccountId ?? "";
+    return message;
+  },
+};
+
+function createBaseHoldCaptured(): HoldCaptured {
+  return { transferId: "", amount: 0n };
+}
+
+export const HoldCaptured: MessageFns<HoldCaptured> = {
+  encode(message: HoldCaptured, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transferId !== "") {
+      writer.uint32(10).string(message.transferId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(16).int64(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HoldCaptured {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHoldCaptured();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HoldCaptured {
+    return {
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+    };
+  },
+
+  toJSON(message: HoldCaptured): unknown {
+    const obj: any = {};
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HoldCaptured>, I>>(base?: I): HoldCaptured {
+    return HoldCaptured.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HoldCaptured>, I>>(object: I): HoldCaptured {
+    const message = createBaseHoldCaptured();
+    message.transferId = object.transferId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    return message;
+  },
+};
+
+function createBaseHoldReleased(): HoldReleased {
+  return { transferId: "", amount: 0n };
+}
+
+export const HoldReleased: MessageFns<HoldReleased> = {
+  encode(message: HoldReleased, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transferId !== "") {
+      writer.uint32(10).string(message.transferId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(16).int64(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HoldReleased {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHoldReleased();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HoldReleased {
+    return {
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+    };
+  },
+
+  toJSON(message: HoldReleased): unknown {
+    const obj: any = {};
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HoldReleased>, I>>(base?: I): HoldReleased {
+    return HoldReleased.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HoldReleased>, I>>(object: I): HoldReleased {
+    const message = createBaseHoldReleased();
+    message.transferId = object.transferId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    return message;
+  },
+};
+
 function createBaseAccountEvent(): AccountEvent {
   return {
     accountId: "",
@@ -881,6 +1353,18 @@ export const AccountEvent: MessageFns<AccountEvent> = {
         break;
       case "rejected":
         CommandRejected.encode(message.payload.value, writer.uint32(114).fork()).join();
+        break;
+      case "reserved":
+        FundsReserved.encode(message.payload.value, writer.uint32(122).fork()).join();
+        break;
+      case "credited":
+        TransferCredited.encode(message.payload.value, writer.uint32(130).fork()).join();
+        break;
+      case "captured":
+        HoldCaptured.encode(message.payload.value, writer.uint32(138).fork()).join();
+        break;
+      case "released":
+        HoldReleased.encode(message.payload.value, writer.uint32(146).fork()).join();
         break;
     }
     return writer;
@@ -995,6 +1479,38 @@ export const AccountEvent: MessageFns<AccountEvent> = {
             message.payload = { $case: "rejected", value: CommandRejected.decode(reader, reader.uint32()) };
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.payload = { $case: "reserved", value: FundsReserved.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.payload = { $case: "credited", value: TransferCredited.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.payload = { $case: "captured", value: HoldCaptured.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.payload = { $case: "released", value: HoldReleased.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1046,6 +1562,14 @@ export const AccountEvent: MessageFns<AccountEvent> = {
         ? { $case: "closed", value: AccountClosed.fromJSON(object.closed) }
         : isSet(object.rejected)
         ? { $case: "rejected", value: CommandRejected.fromJSON(object.rejected) }
+        : isSet(object.reserved)
+        ? { $case: "reserved", value: FundsReserved.fromJSON(object.reserved) }
+        : isSet(object.credited)
+        ? { $case: "credited", value: TransferCredited.fromJSON(object.credited) }
+        : isSet(object.captured)
+        ? { $case: "captured", value: HoldCaptured.fromJSON(object.captured) }
+        : isSet(object.released)
+        ? { $case: "released", value: HoldReleased.fromJSON(object.released) }
         : undefined,
     };
   },
@@ -1083,6 +1607,14 @@ export const AccountEvent: MessageFns<AccountEvent> = {
       obj.closed = AccountClosed.toJSON(message.payload.value);
     } else if (message.payload?.$case === "rejected") {
       obj.rejected = CommandRejected.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "reserved") {
+      obj.reserved = FundsReserved.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "credited") {
+      obj.credited = TransferCredited.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "captured") {
+      obj.captured = HoldCaptured.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "released") {
+      obj.released = HoldReleased.toJSON(message.payload.value);
     }
     return obj;
   },
@@ -1127,6 +1659,30 @@ export const AccountEvent: MessageFns<AccountEvent> = {
       case "rejected": {
         if (object.payload?.value !== undefined && object.payload?.value !== null) {
           message.payload = { $case: "rejected", value: CommandRejected.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "reserved": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "reserved", value: FundsReserved.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "credited": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "credited", value: TransferCredited.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "captured": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "captured", value: HoldCaptured.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "released": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "released", value: HoldReleased.fromPartial(object.payload.value) };
         }
         break;
       }
