@@ -1,3 +1,4 @@
+import { FAILPOINTS, type Failpoint } from "./app/transfer-process.js";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { SCOPES, type ApiKey, type Scope } from "./grpc/auth.js";
@@ -45,6 +46,10 @@ export interface Config {
   sqliteLockTimeoutMs: number;
   /** How often the store is probed while it fails (EventStoreDB: also while it serves). */
   healthProbeIntervalMs: number;
+  /** How long a transfer may stay pending before any server's transfer process drives it. */
+  transferRecoveryMs: number;
+  /** Tests only: step boundaries where the process kills itself (never set in production). */
+  failpoints: ReadonlySet<Failpoint>;
 }
 
 export interface TlsConfig {
@@ -104,7 +109,20 @@ export function loadConfig(env: Env = process.env): Config {
     maxConnectionIdleMs: integer(env, "EVENTBANK_MAX_CONNECTION_IDLE_MS", 300_000, 1_000, 86_400_000),
     sqliteLockTimeoutMs: integer(env, "EVENTBANK_SQLITE_LOCK_TIMEOUT_MS", 5_000, 0, 600_000),
     healthProbeIntervalMs: integer(env, "EVENTBANK_HEALTH_PROBE_INTERVAL_MS", 1_000, 10, 600_000),
+    transferRecoveryMs: integer(env, "EVENTBANK_TRANSFER_RECOVERY_MS", 2_000, 50, 3_600_000),
+    failpoints: failpoints(env),
   };
+}
+
+/** EVENTBANK_FAILPOINTS: a comma-separated list of FAILPOINTS (crash tests). */
+function failpoints(env: Env): ReadonlySet<Failpoint> {
+  const names = (env.EVENTBANK_FAILPOINTS ?? "").split(",").map((name) => name.trim()).filter((name) => name.length > 0);
+  for (const name of names) {
+    if (!(FAILPOINTS as readonly string[]).includes(name)) {
+      throw new ConfigError(`EVENTBANK_FAILPOINTS must list names of ${FAILPOINTS.join(", ")}, got ${JSON.stringify(name)}`);
+    }
+  }
+  return new Set(names as Failpoint[]);
 }
 
 export function isLoopback(host: string): boolean {

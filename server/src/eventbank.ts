@@ -5,7 +5,7 @@ import { AccountQueries } from "./app/account-queries.js";
 import { reportingFaults, StoreHealthMonitor } from "./app/store-health.js";
 import type { Config } from "./config.js";
 import { authenticate } from "./grpc/auth.js";
-import { ACCOUNT_SERVICE_NAME, startGrpcServer, type RunningServer } from "./grpc/grpc-server.js";
+import { ACCOUNT_SERVICE_NAME, startGrpcServer, TRANSFER_SERVICE_NAME, type RunningServer } from "./grpc/grpc-server.js";
 import { serverCredentials } from "./grpc/server-credentials.js";
 import { SubscriptionLimit } from "./grpc/subscription-limit.js";
 import { StoreBusyError, type EventStore } from "./store/event-store.js";
@@ -13,6 +13,11 @@ import type { SnapshotStore } from "./store/snapshot-store.js";
 import { SqliteEventStore } from "./store/sqlite-event-store.js";
 import { SqliteSnapshotStore } from "./store/sqlite-snapshot-store.js";
 import { onUnknownEvent } from "./app/unknown-events.js";
+import { CommandRuntime } from "./app/command-runtime.js";
+import { transferAggregate } from "./app/transfer-aggregate.js";
+import { TransferProcess, type Failpoint } from "./app/transfer-process.js";
+import { TransferProcessManager } from "./app/transfer-process-manager.js";
+import { Transfers } from "./app/transfers.js";
 
 export interface Eventbank {
   server: RunningServer;
@@ -82,6 +87,28 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     snapshotEvery: config.snapshotEvery,
     onSnapshotError: (error, stream) => logger.warn({ err: error, stream }, "snapshot not read or written; the stream is replayed instead"),
   });
+  // Transfers: not cached (see transfer-aggregate.ts), a short window (a transfer takes three commands).
+  const transferCommands = new CommandRuntime(transferAggregate, eventStore, { cacheSize: 0, maxAttempts: config.maxAttempts, idempotencyWindow: 16 });
+  const failpoint = (name: Failpoint) => {
+    if (!config.failpoints.has(name)) return;
+    logger.fatal({ failpoint: name }, "EVENTBANK_FAILPOINTS: killing this process at a transfer step boundary");
+    process.kill(process.pid, "SIGKILL");
+  };
+  const transferProcess = new TransferProcess({ executeStep: (command, context) => commands.step(command, context), transfers: transferCommands, failpoint });
+  const transfers = new Transfers({
+    accounts: commands,
+    transfers: transferCommands,
+    process: transferProcess,
+    failpoint,
+    onBackgroundError: (error, transferId) => logger.warn({ err: error, transferId }, "transfer not finished; the transfer process will finish it"),
+  });
+  const transferManager = new TransferProcessManager({
+    store: eventStore,
+    process: transferProcess,
+    getTransfer: (transferId) => transfers.getTransfer(transferId),
+    logger,
+    recoveryAfterMs: config.transferRecoveryMs,
+  });
   const stopReportingUnknownEvents = onUnknownEvent((error) =>
     logger.warn({ accountId: error.accountId, revision: String(error.revision), eventType: error.eventType, schemaVersion: error.schemaVersion }, error.message),
   );
@@ -106,6 +133,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       },
       ...(config.apiKeys.length > 0 ? { authenticate: (rpc, metadata) => authenticate(config.apiKeys, rpc, metadata) } : {}),
       commands,
+      transfers,
       queries: new AccountQueries(eventStore),
       admitSubscription: () => subscriptions.admit(),
     });
@@ -125,12 +153,14 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       const state = serving ? "SERVING" : "NOT_SERVING";
       server.health.setStatus("", state);
       server.health.setStatus(ACCOUNT_SERVICE_NAME, state);
+      server.health.setStatus(TRANSFER_SERVICE_NAME, state);
       if (serving) logger.info("store available again; health SERVING");
       else logger.warn({ err: cause }, "store cannot serve; health NOT_SERVING until a probe succeeds");
     },
   });
   health = monitor;
   monitor.start();
+  startTransferManager(transferManager, logger, config.transferRecoveryMs);
   return {
     server,
     store: eventStore,
@@ -138,10 +168,19 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       stopping ??= (async () => {
         monitor.close();
         await server.shutdown(config.shutdownGraceMs);
+        await transferManager.close();
         stopReportingUnknownEvents();
         await stores.close();
       })();
       return stopping;
     },
   };
+}
+
+/** Starts the transfer process manager, trying again while the store cannot be read (it finishes transfers later). */
+function startTransferManager(manager: TransferProcessManager, logger: Logger, retryMs: number): void {
+  manager.start().catch((error: unknown) => {
+    logger.warn({ err: error }, "transfer process not started; trying again");
+    setTimeout(() => startTransferManager(manager, logger, retryMs), retryMs).unref();
+  });
 }

@@ -4,10 +4,14 @@
  */
 import type { AccountCommand, AccountEvent, AccountState, CommandRejection, ExistingAccount } from "../domain/account.js";
 import type { EventStore } from "../store/event-store.js";
+import { ValidationError } from "../domain/errors.js";
 import { accountAggregate } from "./account-aggregate.js";
 import { CommandRuntime, type CommandContext, type CommandHandlerOptions, type Loaded } from "./command-runtime.js";
 
 export type { CommandContext, CommandHandlerOptions } from "./command-runtime.js";
+
+/** Command ids of transfer steps: `transfer:<transfer id>:<step>`. */
+export const TRANSFER_STEP_PREFIX = "transfer:";
 
 export interface AccountSnapshot {
   account: ExistingAccount;
@@ -22,7 +26,17 @@ export class AccountCommandHandler {
     this.runtime = new CommandRuntime(accountAggregate, store, options);
   }
 
+  /** A client's command. Command ids starting with "transfer:" are the transfer steps' own. */
   async execute(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+    if (context.commandId.startsWith(TRANSFER_STEP_PREFIX)) {
+      throw new ValidationError("INVALID_COMMAND_ID", "command_id", `command ids starting with "${TRANSFER_STEP_PREFIX}" are reserved for transfer steps`);
+    }
+    return snapshotOf(await this.runtime.execute(command, context));
+  }
+
+  /** A step of a transfer (transfer-process.ts), under its own command id. */
+  async step(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+    if (!context.commandId.startsWith(TRANSFER_STEP_PREFIX)) throw new Error(`not a transfer step: ${context.commandId}`);
     return snapshotOf(await this.runtime.execute(command, context));
   }
 

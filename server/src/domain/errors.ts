@@ -25,6 +25,9 @@ export class ValidationError extends DomainError {
       | "INVALID_OWNER"
       | "INVALID_COMMAND_ID"
       | "INVALID_REVISION"
+      | "INVALID_TRANSFER_ID"
+      | "INVALID_REFERENCE"
+      | "SAME_ACCOUNT"
       | "INVALID_ARGUMENT",
     readonly field: string,
     message: string,
@@ -130,5 +133,38 @@ export class HoldNotFoundError extends DomainError {
     readonly transferId: string,
   ) {
     super(`account ${accountId} holds nothing for transfer ${transferId}`, { account_id: accountId, transfer_id: transferId });
+  }
+}
+
+export class TransferNotFoundError extends DomainError {
+  override readonly name = "TransferNotFoundError";
+  readonly reason = "TRANSFER_NOT_FOUND";
+  constructor(readonly transferId: string) {
+    super(`transfer ${transferId} does not exist`, { transfer_id: transferId });
+  }
+}
+
+/** The transfer id was used before for a transfer with other accounts, amount or reference. */
+export class TransferIdReusedError extends DomainError {
+  override readonly name = "TransferIdReusedError";
+  readonly reason = "TRANSFER_ID_REUSED";
+  constructor(readonly transferId: string) {
+    super(`transfer_id ${transferId} was already used for a different transfer`, { transfer_id: transferId });
+  }
+}
+
+/**
+ * A transfer that ended FAILED: the refusal of one of its steps (its reason,
+ * e.g. INSUFFICIENT_FUNDS, and message), with the transfer id in the metadata.
+ */
+export class TransferFailedError extends DomainError {
+  override readonly name = "TransferFailedError";
+  constructor(
+    readonly transferId: string,
+    readonly reason: string,
+    message: string,
+    metadata: Record<string, string> = {},
+  ) {
+    super(message, { ...metadata, transfer_id: transferId });
   }
 }

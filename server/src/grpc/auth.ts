@@ -8,7 +8,7 @@ import { status, type Metadata } from "@grpc/grpc-js";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { RpcError } from "./status-mapping.js";
 
-export const SCOPES = ["accounts:write", "accounts:read", "events:subscribe"] as const;
+export const SCOPES = ["accounts:write", "accounts:read", "events:subscribe", "transfers:write", "transfers:read"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKey {
@@ -29,6 +29,8 @@ export const RPC_SCOPES: Record<string, Scope> = {
   ReadAccountEvents: "accounts:read",
   SubscribeAccount: "events:subscribe",
   SubscribeAll: "events:subscribe",
+  TransferMoney: "transfers:write",
+  GetTransfer: "transfers:read",
 };
 
 export function hashToken(token: string): Buffer {

@@ -18,13 +18,17 @@ import {
   SubscribeAllRequest,
   WithdrawRequest,
 } from "../../../client/src/gen/bank/v1/account_service.js";
+import { GetTransferRequest, TransferMoneyRequest, TransferServiceService } from "../../../client/src/gen/bank/v1/transfer_service.js";
 import type { BinaryReader } from "@bufbuild/protobuf/wire";
+import type { Transfers } from "../app/transfers.js";
 import { createAccountService, type AccountServiceDependencies } from "./account-service.js";
+import { createTransferService } from "./transfer-service.js";
 import { addReflectionService, DescriptorIndex } from "./reflection-service.js";
 import { guardedDeserializer } from "./request-guard.js";
 import type { RpcRuntime } from "./rpc-handlers.js";
 
 export const ACCOUNT_SERVICE_NAME = "bank.v1.AccountService";
+export const TRANSFER_SERVICE_NAME = "bank.v1.TransferService";
 const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 const DESCRIPTOR_SET = new URL("../../gen/descriptor-set.binpb", import.meta.url);
 
@@ -38,6 +42,8 @@ export interface GrpcServerOptions extends AccountServiceDependencies {
   reflection?: boolean;
   channelOptions?: ChannelOptions;
   authenticate?: RpcRuntime["authenticate"];
+  /** bank.v1.TransferService; absent: not served. */
+  transfers?: Transfers;
 }
 
 export interface RunningServer {
@@ -64,11 +70,13 @@ const requestDecoders: Record<string, (reader: BinaryReader) => unknown> = {
   readAccountEvents: (r) => ReadAccountEventsRequest.decode(r),
   subscribeAccount: (r) => SubscribeAccountRequest.decode(r),
   subscribeAll: (r) => SubscribeAllRequest.decode(r),
+  transferMoney: (r) => TransferMoneyRequest.decode(r),
+  getTransfer: (r) => GetTransferRequest.decode(r),
 };
 
-function guardedServiceDefinition(maxRequestBytes: number): ServiceDefinition {
+function guardedServiceDefinition(service: Record<string, object>, maxRequestBytes: number): ServiceDefinition {
   const definition: Record<string, unknown> = {};
-  for (const [name, method] of Object.entries(AccountServiceService)) {
+  for (const [name, method] of Object.entries(service)) {
     const decode = requestDecoders[name];
     if (!decode) throw new Error(`no request decoder for ${name}`);
     definition[name] = { ...method, requestDeserialize: guardedDeserializer(decode, maxRequestBytes) };
@@ -88,12 +96,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.max_receive_message_length": Math.max(options.maxRequestBytes * 4, 1024 * 1024),
     ...options.channelOptions,
   });
-  server.addService(guardedServiceDefinition(options.maxRequestBytes), createAccountService(runtime, options) as never);
+  server.addService(guardedServiceDefinition(AccountServiceService, options.maxRequestBytes), createAccountService(runtime, options) as never);
+  if (options.transfers) {
+    server.addService(guardedServiceDefinition(TransferServiceService, options.maxRequestBytes), createTransferService(runtime, options.transfers) as never);
+  }
 
-  const health = new HealthImplementation({ "": "SERVING", [ACCOUNT_SERVICE_NAME]: "SERVING" });
+  const health = new HealthImplementation({ "": "SERVING", [ACCOUNT_SERVICE_NAME]: "SERVING", [TRANSFER_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   if (options.reflection ?? true) {
-    addReflectionService(server, new DescriptorIndex(readFileSync(DESCRIPTOR_SET), [ACCOUNT_SERVICE_NAME, HEALTH_SERVICE_NAME]));
+    addReflectionService(server, new DescriptorIndex(readFileSync(DESCRIPTOR_SET), [ACCOUNT_SERVICE_NAME, TRANSFER_SERVICE_NAME, HEALTH_SERVICE_NAME]));
   }
 
   const credentials = options.credentials ?? ServerCredentials.createInsecure();
@@ -107,6 +118,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     shuttingDown ??= (async () => {
       health.setStatus("", "NOT_SERVING");
       health.setStatus(ACCOUNT_SERVICE_NAME, "NOT_SERVING");
+      health.setStatus(TRANSFER_SERVICE_NAME, "NOT_SERVING");
       const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       for (const stream of runtime.streams) {
         stream.end({ code: status.UNAVAILABLE, reason: "SHUTTING_DOWN", message: "server is shutting down; resume elsewhere", metadata: {} });

@@ -16,6 +16,9 @@ import {
   BalanceNotZeroError,
   DomainError,
   InsufficientFundsError,
+  TransferFailedError,
+  TransferIdReusedError,
+  TransferNotFoundError,
   ValidationError,
 } from "../domain/errors.js";
 import { UnknownEventError } from "../app/unknown-events.js";
@@ -91,8 +94,10 @@ function storeFault(error: StoreUnavailableError): MappedStatus {
 }
 
 function domainCode(error: DomainError): status {
-  if (error instanceof ValidationError || error instanceof CommandIdReusedError) return status.INVALID_ARGUMENT;
-  if (error instanceof AccountNotFoundError) return status.NOT_FOUND;
+  if (error instanceof ValidationError || error instanceof CommandIdReusedError || error instanceof TransferIdReusedError) return status.INVALID_ARGUMENT;
+  if (error instanceof AccountNotFoundError || error instanceof TransferNotFoundError) return status.NOT_FOUND;
+  // A failed transfer answers with its refusal's code: all are rules that said no, but an unknown account.
+  if (error instanceof TransferFailedError) return error.reason === "ACCOUNT_NOT_FOUND" ? status.NOT_FOUND : status.FAILED_PRECONDITION;
   if (error instanceof AccountAlreadyExistsError) return status.ALREADY_EXISTS;
   if (
     error instanceof InsufficientFundsError ||
