@@ -100,7 +100,12 @@ export class TransferProcess {
         ? { type: "CompleteTransfer", transferId, at }
         : { type: "FailTransfer", transferId, reason: outcome.reason, message: outcome.message, at };
     const name = outcome === true ? "complete" : "fail";
-    await this.deps.transfers.execute(command, { commandId: name, correlationId: transferId, causationId: `transfer-${transferId}` });
+    await this.deps.transfers.execute(command, {
+      commandId: name,
+      correlationId: transferId,
+      causationId: `transfer-${transferId}`,
+      ...(transfer.principal === undefined ? {} : { principal: transfer.principal }),
+    });
     const { state } = await this.deps.transfers.get(transferId);
     if (state.status === "none") throw new Error(`transfer ${transferId} vanished`);
     return state;

@@ -1,0 +1,115 @@
+/**
+ * Transfers on both stores (the same suite), plus what needs a server of its
+ * own: scopes and the principal, and the process manager finishing a
+ * transfer that no server is driving.
+ */
+import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { createHash, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TransferStatus } from "../../client/src/gen/bank/v1/transfer.js";
+import { TransferServiceClient } from "../../client/src/gen/bank/v1/transfer_service.js";
+import { startEsdbDouble, type EsdbDouble } from "../support/esdb-double/server.js";
+import { call, connect, rejection } from "../support/grpc-client.js";
+import { startTestServer } from "../support/test-server.js";
+import { describeTransferServiceE2E, unaryCall } from "./transfer-service-suite.js";
+
+let double: EsdbDouble;
+beforeAll(async () => {
+  double = await startEsdbDouble();
+});
+afterAll(async () => {
+  await double?.stop();
+});
+
+describeTransferServiceE2E("sqlite", async () => ({ env: { EVENTBANK_STORE: "sqlite" } }));
+describeTransferServiceE2E("esdb, gRPC double", async () => ({
+  env: { EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: double.connectionString },
+}));
+const real = process.env.EVENTSTORE_CONNECTION_STRING;
+if (real) describeTransferServiceE2E("esdb, real EventStoreDB", async () => ({ env: { EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: real } }));
+
+describe("transfers with API keys", () => {
+  it("needs transfers:write to transfer and transfers:read to look, and records the principal on the transfer and its steps", async () => {
+    const key = (name: string, scopes: string[]) => {
+      const token = randomUUID();
+      return { token, entry: { name, sha256: createHash("sha256").update(token).digest("hex"), scopes } };
+    };
+    const admin = key("admin", ["accounts:write", "accounts:read", "transfers:write", "transfers:read"]);
+    const reader = key("auditor", ["transfers:read"]);
+    const server = await startTestServer({ env: { EVENTBANK_API_KEYS: JSON.stringify([admin.entry, reader.entry]) } });
+    const accounts = connect(server.address);
+    const transfers = new TransferServiceClient(server.address, credentials.createInsecure());
+    const as = (token: string) => {
+      const metadata = new Metadata();
+      metadata.set("authorization", `Bearer ${token}`);
+      return metadata;
+    };
+    try {
+      for (const id of ["p-from", "p-to"]) {
+        await call(accounts, accounts.openAccount, { accountId: id, owner: "Ada", currency: "EUR", commandId: `o-${id}` }, { metadata: as(admin.token) });
+      }
+      await call(accounts, accounts.deposit, { accountId: "p-from", amount: 10n, commandId: "d1" }, { metadata: as(admin.token) });
+      const request = { transferId: "p-t1", fromAccountId: "p-from", toAccountId: "p-to", amount: 4n };
+      expect(await rejection(unaryCall(transfers, transfers.transferMoney, request, as(reader.token)))).toMatchObject({ code: status.PERMISSION_DENIED });
+      expect(await rejection(unaryCall(transfers, transfers.transferMoney, request))).toMatchObject({ code: status.UNAUTHENTICATED });
+      const done = await unaryCall(transfers, transfers.transferMoney, request, as(admin.token));
+      expect(done.transfer?.status).toBe(TransferStatus.TRANSFER_STATUS_COMPLETED);
+      expect((await unaryCall(transfers, transfers.getTransfer, { transferId: "p-t1" }, as(reader.token))).transfer).toEqual(done.transfer);
+      const principals = async (stream: string) => {
+        const read = await server.eventbank.store.readStream(stream);
+        return read.status === "ok" ? read.events.map((event) => [event.type, event.metadata.principal]) : [];
+      };
+      expect(await principals("transfer-p-t1")).toEqual([
+        ["TransferRequested", "admin"],
+        ["TransferCompleted", "admin"],
+      ]);
+      expect((await principals("account-p-from")).slice(-2)).toEqual([
+        ["FundsReserved", "admin"],
+        ["HoldCaptured", "admin"],
+      ]);
+    } finally {
+      accounts.close();
+      transfers.close();
+      await server.stop();
+    }
+  });
+});
+
+describe("the transfer process manager", () => {
+  it("finishes a transfer that was recorded but that no server drives, within the recovery period", async () => {
+    const server = await startTestServer({ env: { EVENTBANK_TRANSFER_RECOVERY_MS: "200" } });
+    const accounts = connect(server.address);
+    const transfers = new TransferServiceClient(server.address, credentials.createInsecure());
+    try {
+      for (const id of ["r-from", "r-to"]) await call(accounts, accounts.openAccount, { accountId: id, owner: "Ada", currency: "EUR", commandId: `o-${id}` });
+      await call(accounts, accounts.deposit, { accountId: "r-from", amount: 100n, commandId: "d1" });
+      // What a server that died right after recording the request leaves behind.
+      await server.eventbank.store.append(
+        "transfer-r-t1",
+        [
+          {
+            id: randomUUID(),
+            type: "TransferRequested",
+            data: { transferId: "r-t1", fromAccountId: "r-from", toAccountId: "r-to", amount: "30", currency: "EUR", reference: "" },
+            metadata: { commandId: "request", correlationId: "r-t1", causationId: "r-t1", schemaVersion: 1 },
+          },
+        ],
+        "no_stream",
+      );
+      const started = Date.now();
+      let transfer = (await unaryCall(transfers, transfers.getTransfer, { transferId: "r-t1" })).transfer!;
+      expect(transfer.status).toBe(TransferStatus.TRANSFER_STATUS_PENDING);
+      while (transfer.status === TransferStatus.TRANSFER_STATUS_PENDING && Date.now() - started < 10_000) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        transfer = (await unaryCall(transfers, transfers.getTransfer, { transferId: "r-t1" })).transfer!;
+      }
+      expect(transfer.status).toBe(TransferStatus.TRANSFER_STATUS_COMPLETED);
+      expect((await call(accounts, accounts.getAccount, { accountId: "r-to" })).account).toMatchObject({ balance: 30n });
+      expect(server.logs.some((line) => line.msg === "transfer finished by recovery" && line.transferId === "r-t1")).toBe(true);
+    } finally {
+      accounts.close();
+      transfers.close();
+      await server.stop();
+    }
+  });
+});
