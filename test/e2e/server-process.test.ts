@@ -1,11 +1,14 @@
-/** The server as a process on the embedded store: restarts, kill -9, signals, start-up errors. */
+/** The server as a process on the embedded store: restarts, kill -9, signals, start-up errors, the compiled build. */
 import { status } from "@grpc/grpc-js";
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { promisify } from "node:util";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SubscribeAccountResponse } from "../../client/src/gen/bank/v1/account_service.js";
+import { askReflection, checkHealth } from "../support/generic-clients.js";
 import { call, connect, decodeError } from "../support/grpc-client.js";
 import { runServerExpectingFailure, startServerProcess, type ServerProcess } from "../support/server-process.js";
 import { readMessages } from "./account-service-suite.js";
@@ -114,5 +117,56 @@ describe("eventbank as a process (sqlite)", () => {
     const result = await runServerExpectingFailure({ EVENTBANK_STORE: "mongodb" });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("EVENTBANK_STORE");
+  });
+});
+
+describe("the compiled server (node dist/..., as the image runs it)", () => {
+  const run = promisify(execFile);
+  let dir: string;
+  let server: ServerProcess | undefined;
+
+  beforeAll(async () => {
+    // The real build script: tsc to dist/, plus the descriptor set the server reads beside its modules.
+    await run("npm", ["run", "build:server"], { timeout: 120_000 });
+  }, 120_000);
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "eventbank-compiled-"));
+  });
+  afterEach(() => {
+    server?.child.kill("SIGKILL");
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The image's HEALTHCHECK command, run against the server's port. */
+  const healthcheck = (port: string) =>
+    run(process.execPath, ["dist/server/src/healthcheck.js"], { env: { ...process.env, HOST: "0.0.0.0", PORT: port }, timeout: 15_000 }).then(
+      ({ stdout }) => ({ code: 0, output: stdout }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, output: error.stdout + error.stderr }),
+    );
+
+  it("serves health, reflection and the AccountService, and the HEALTHCHECK script reads its health over gRPC", async () => {
+    server = await startServerProcess({ EVENTBANK_SQLITE_PATH: join(dir, "events.sqlite") }, 20_000, "compiled");
+    expect(await checkHealth(server.address, "bank.v1.AccountService")).toBe("SERVING");
+    expect(await checkHealth(server.address, "")).toBe("SERVING");
+    // Reflection answers from the descriptor set, found relative to the compiled module.
+    const reflected = await askReflection(server.address, "v1", { fileContainingSymbol: "bank.v1.AccountService" });
+    expect(reflected.fileDescriptorResponse?.fileDescriptorProto?.length).toBeGreaterThan(0);
+    const client = connect(server.address);
+    await call(client, client.openAccount, { accountId: "compiled", owner: "Ada", currency: "EUR", commandId: "c1" });
+    const { account } = await call(client, client.deposit, { accountId: "compiled", amount: 42n, commandId: "c2" });
+    client.close();
+    expect(account?.balance).toBe(42n);
+
+    const port = server.address.split(":").at(-1)!;
+    const healthy = await healthcheck(port);
+    expect(healthy).toEqual({ code: 0, output: expect.stringContaining("SERVING") });
+
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    server = undefined;
+    const gone = await healthcheck(port);
+    expect(gone.code).toBe(1);
+    expect(gone.output).toContain("UNAVAILABLE");
   });
 });
