@@ -63,9 +63,15 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   return { child, address, lines, stderr: () => stderr, exited };
 }
 
-/** Runs the server expecting it to refuse to start; returns exit code and stderr. */
-export async function runServerExpectingFailure(env: Record<string, string>): Promise<{ code: number | string; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+/**
+ * Runs the server expecting it to refuse to start; returns exit code, both streams and the
+ * stdout lines parsed as JSON (undefined for a line that is not).
+ */
+export async function runServerExpectingFailure(
+  env: Record<string, string>,
+  entry: ServerEntry = "source",
+): Promise<{ code: number | string; stderr: string; stdout: string; lines: Array<Record<string, unknown> | undefined> }> {
+  const child = spawn(process.execPath, ENTRY_ARGS[entry], {
     cwd: ROOT,
     env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -74,10 +80,12 @@ export async function runServerExpectingFailure(env: Record<string, string>): Pr
   let stdout = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  // A server that hangs instead of exiting is killed, and shows as SIGKILL.
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   const [code, signal] = await once(child, "exit");
   clearTimeout(timer);
-  return { code: (code ?? signal) as number | string, stderr, stdout };
+  const lines = stdout.split("\n").filter(Boolean).map(safeParse);
+  return { code: (code ?? signal) as number | string, stderr, stdout, lines };
 }
 
 function safeParse(line: string): Record<string, unknown> | undefined {
