@@ -1,11 +1,16 @@
 import { FAILPOINTS, type Failpoint } from "./app/transfer-process.js";
-import { readFileSync } from "node:fs";
+// The client's own parser (not exported from the package root; the version is pinned), so a
+// string is refused here exactly when the client would refuse it.
+import { parseConnectionString } from "@eventstore/db-client/dist/Client/parseConnectionString.js";
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { isIP } from "node:net";
+import { dirname, join, resolve } from "node:path";
 import { SCOPES, type ApiKey, type Scope } from "./grpc/auth.js";
 
 /**
  * Configuration from environment variables, parsed and validated once at
- * start-up. A bad value stops the server with a message naming the variable.
+ * start-up. A bad value stops the server with a message naming the variable
+ * (main.ts: one JSON log line, exit code 2).
  */
 
 export type StoreKind = "sqlite" | "esdb";
@@ -59,8 +64,16 @@ export interface TlsConfig {
   clientCaFile: string | undefined;
 }
 
+/** A setting the server cannot run with: which variable, its value, and why. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+  constructor(
+    readonly variable: string,
+    readonly value: string | undefined,
+    readonly reason: string,
+  ) {
+    super(`${variable}${value === undefined ? "" : `=${JSON.stringify(value)}`}: ${reason}`);
+  }
 }
 
 type Env = Record<string, string | undefined>;
@@ -69,16 +82,16 @@ export function loadConfig(env: Env = process.env): Config {
   const store = oneOf(env, "EVENTBANK_STORE", ["sqlite", "esdb"] as const, "sqlite");
   const connectionString = env.EVENTSTORE_CONNECTION_STRING?.trim() || undefined;
   if (store === "esdb" && !connectionString) {
-    throw new ConfigError("EVENTSTORE_CONNECTION_STRING is required when EVENTBANK_STORE=esdb (e.g. esdb://127.0.0.1:2113?tls=false)");
+    throw new ConfigError("EVENTSTORE_CONNECTION_STRING", undefined, "required when EVENTBANK_STORE=esdb (e.g. esdb://127.0.0.1:2113?tls=false)");
   }
-  if (connectionString && !/^(esdb|esdb\+discover|kurrentdb|kurrentdb\+discover|kdb|kdb\+discover):\/\//.test(connectionString)) {
-    throw new ConfigError("EVENTSTORE_CONNECTION_STRING must start with esdb:// or esdb+discover://");
-  }
+  if (connectionString) checkConnectionString(connectionString);
   const host = text(env, "HOST", "127.0.0.1");
   const tls = tlsConfig(env);
   const allowInsecure = boolean(env, "EVENTBANK_ALLOW_INSECURE", false);
   if (!tls && !allowInsecure && !isLoopback(host)) {
     throw new ConfigError(
+      "HOST",
+      host,
       `refusing plaintext on non-loopback HOST=${host}: set EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE, or EVENTBANK_ALLOW_INSECURE=true (e.g. behind a TLS-terminating proxy)`,
     );
   }
@@ -119,10 +132,82 @@ function failpoints(env: Env): ReadonlySet<Failpoint> {
   const names = (env.EVENTBANK_FAILPOINTS ?? "").split(",").map((name) => name.trim()).filter((name) => name.length > 0);
   for (const name of names) {
     if (!(FAILPOINTS as readonly string[]).includes(name)) {
-      throw new ConfigError(`EVENTBANK_FAILPOINTS must list names of ${FAILPOINTS.join(", ")}, got ${JSON.stringify(name)}`);
+      throw new ConfigError("EVENTBANK_FAILPOINTS", env.EVENTBANK_FAILPOINTS ?? "", `must list names of ${FAILPOINTS.join(", ")}, not ${JSON.stringify(name)}`);
     }
   }
   return new Set(names as Failpoint[]);
+}
+
+/** The connection string as the EventStoreDB client reads it, with every port in range. The value shown hides a password. */
+function checkConnectionString(connectionString: string): void {
+  const shown = connectionString.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
+  const fail = (reason: string) => new ConfigError("EVENTSTORE_CONNECTION_STRING", shown, reason);
+  const example = "e.g. esdb://127.0.0.1:2113?tls=false";
+  // The client's parser says "Unexpected "e" at position 0" for esdb:// alone.
+  const hostPart = /^[a-z+]+:\/\/([^/?]*)/i.exec(connectionString)?.[1]?.replace(/^.*@/, "");
+  if (hostPart === "") throw fail(`names no host (${example})`);
+  let hosts: Array<{ address: string; port: number }>;
+  try {
+    ({ hosts } = parseConnectionString(connectionString));
+  } catch (error) {
+    throw fail(`${(error as Error).message.replace(/\.$/, "")} (${example})`);
+  }
+  for (const { address, port } of hosts) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw fail(`port ${port} of ${address} is not from 1 to 65535`);
+  }
+}
+
+/**
+ * Start-up check of EVENTBANK_SQLITE_PATH, before the store opens it: the folder exists or
+ * can be made, SQLite can create its files there (the database, -wal and -shm), and the path
+ * is a file this process may write. Probes by doing, not by permission bits, which root ignores.
+ * Creates the missing folders, as the store would.
+ */
+export function checkSqlitePath(path: string): void {
+  if (path === ":memory:") return;
+  const fail = (reason: string) => new ConfigError("EVENTBANK_SQLITE_PATH", path, reason);
+  const file = resolve(path);
+  const folder = dirname(file);
+  // One level at a time: mkdirSync({ recursive: true }) never returns under /proc.
+  const missing: string[] = [];
+  for (let dir = folder; !exists(dir); dir = dirname(dir)) missing.unshift(dir);
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      throw fail(`cannot create the folder ${dir}: ${errorCode(error)}`);
+    }
+  }
+  if (!statSync(folder).isDirectory()) throw fail(`${folder} is not a folder`);
+  const fileExists = exists(file);
+  if (fileExists && !statSync(file).isFile()) throw fail(`${file} is ${statSync(file).isDirectory() ? "a folder" : "not a regular file"}, not a database file`);
+  const probe = join(folder, `.eventbank-write-check-${process.pid}`);
+  try {
+    closeSync(openSync(probe, "wx"));
+    unlinkSync(probe);
+  } catch (error) {
+    throw fail(`cannot create files in ${folder} (SQLite needs the database, -wal and -shm files there): ${errorCode(error)}`);
+  }
+  if (!fileExists) return;
+  try {
+    closeSync(openSync(file, "r+"));
+  } catch (error) {
+    throw fail(`cannot open ${file} for writing: ${errorCode(error)}`);
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return false;
+    throw new ConfigError("EVENTBANK_SQLITE_PATH", path, `cannot inspect ${path}: ${errorCode(error)}`);
+  }
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }
 
 export function isLoopback(host: string): boolean {
@@ -138,10 +223,13 @@ function tlsConfig(env: Env): TlsConfig | undefined {
   const keyFile = env.EVENTBANK_TLS_KEY_FILE?.trim();
   const clientCaFile = env.EVENTBANK_TLS_CLIENT_CA_FILE?.trim() || undefined;
   if (!certFile && !keyFile) {
-    if (clientCaFile) throw new ConfigError("EVENTBANK_TLS_CLIENT_CA_FILE needs EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE");
+    if (clientCaFile) throw new ConfigError("EVENTBANK_TLS_CLIENT_CA_FILE", clientCaFile, "needs EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE");
     return undefined;
   }
-  if (!certFile || !keyFile) throw new ConfigError("EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE go together");
+  if (!certFile || !keyFile) {
+    const [name, value] = certFile ? ["EVENTBANK_TLS_CERT_FILE", certFile] : ["EVENTBANK_TLS_KEY_FILE", keyFile];
+    throw new ConfigError(name, value, "EVENTBANK_TLS_CERT_FILE and EVENTBANK_TLS_KEY_FILE go together");
+  }
   for (const [name, file] of [
     ["EVENTBANK_TLS_CERT_FILE", certFile],
     ["EVENTBANK_TLS_KEY_FILE", keyFile],
@@ -160,30 +248,32 @@ function tlsConfig(env: Env): TlsConfig | undefined {
 function apiKeys(env: Env): ApiKey[] {
   const inline = env.EVENTBANK_API_KEYS?.trim();
   const file = env.EVENTBANK_API_KEYS_FILE?.trim();
-  if (inline && file) throw new ConfigError("set EVENTBANK_API_KEYS or EVENTBANK_API_KEYS_FILE, not both");
+  if (inline && file) throw new ConfigError("EVENTBANK_API_KEYS_FILE", file, "set EVENTBANK_API_KEYS or EVENTBANK_API_KEYS_FILE, not both");
   const name = file ? "EVENTBANK_API_KEYS_FILE" : "EVENTBANK_API_KEYS";
   const raw = file ? readable(name, file) : inline;
+  // The file's name, or the inline JSON itself (hashes only, no secret).
+  const value = file ?? inline;
   if (!raw) return [];
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
-    throw new ConfigError(`${name} must be JSON: [{"name":"...","sha256":"<64 hex>","scopes":["accounts:write", ...]}]`);
+    throw new ConfigError(name, value, `must be JSON: [{"name":"...","sha256":"<64 hex>","scopes":["accounts:write", ...]}]`);
   }
-  if (!Array.isArray(parsed) || parsed.length === 0) throw new ConfigError(`${name} must be a non-empty JSON array`);
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new ConfigError(name, value, "must be a non-empty JSON array");
   const names = new Set<string>();
   return parsed.map((entry: unknown, index) => {
     const { name: keyName, sha256, scopes } = (entry ?? {}) as { name?: unknown; sha256?: unknown; scopes?: unknown };
     const where = `${name}[${index}]`;
     if (typeof keyName !== "string" || !/^[\w.@-]{1,64}$/.test(keyName) || names.has(keyName)) {
-      throw new ConfigError(`${where}.name must be a unique name of 1-64 characters [A-Za-z0-9_.@-]`);
+      throw new ConfigError(name, value, `${where}.name must be a unique name of 1-64 characters [A-Za-z0-9_.@-]`);
     }
     names.add(keyName);
     if (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
-      throw new ConfigError(`${where}.sha256 must be the 64-hex-digit SHA-256 of the token`);
+      throw new ConfigError(name, value, `${where}.sha256 must be the 64-hex-digit SHA-256 of the token`);
     }
     if (!Array.isArray(scopes) || scopes.some((scope) => !(SCOPES as readonly unknown[]).includes(scope))) {
-      throw new ConfigError(`${where}.scopes must list some of ${SCOPES.join(", ")}`);
+      throw new ConfigError(name, value, `${where}.scopes must list some of ${SCOPES.join(", ")}`);
     }
     return { name: keyName, sha256: Buffer.from(sha256, "hex"), scopes: new Set(scopes as Scope[]) };
   });
@@ -193,7 +283,7 @@ function readable(name: string, file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
-    throw new ConfigError(`${name}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ConfigError(name, file, `cannot read ${file}: ${errorCode(error)}`);
   }
 }
 
@@ -206,7 +296,7 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(name, raw, `must be an integer from ${min} to ${max}`);
   }
   return Number(raw);
 }
@@ -216,14 +306,14 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   if (!raw) return fallback;
   if (["true", "1", "yes", "on"].includes(raw)) return true;
   if (["false", "0", "no", "off"].includes(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+  throw new ConfigError(name, env[name], "must be true or false");
 }
 
 function oneOf<const T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   if (!(allowed as readonly string[]).includes(raw)) {
-    throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(name, raw, `must be one of ${allowed.join(", ")}`);
   }
   return raw as T;
 }

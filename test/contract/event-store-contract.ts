@@ -1,6 +1,6 @@
 /**
  * The store contract: the semantics every EventStore adapter must keep
- * (DESIGN.md, "Store semantics"). Each adapter runs this whole suite through
+ * (docs/design.md, "Store semantics"). Each adapter runs this whole suite through
  * its own factory; see sqlite.test.ts and esdb.test.ts.
  */
 import { randomUUID } from "node:crypto";

@@ -1,11 +1,15 @@
-/** The server as a process on the embedded store: restarts, kill -9, signals, start-up errors. */
+/** The server as a process on the embedded store: restarts, kill -9, signals, start-up errors, the compiled build. */
 import { status } from "@grpc/grpc-js";
+import { execFile, execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { promisify } from "node:util";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SubscribeAccountResponse } from "../../client/src/gen/bank/v1/account_service.js";
+import { askReflection, checkHealth } from "../support/generic-clients.js";
 import { call, connect, decodeError } from "../support/grpc-client.js";
 import { runServerExpectingFailure, startServerProcess, type ServerProcess } from "../support/server-process.js";
 import { readMessages } from "./account-service-suite.js";
@@ -110,9 +114,162 @@ describe("eventbank as a process (sqlite)", () => {
     client.close();
   });
 
-  it("refuses to start on a bad setting, naming it", async () => {
-    const result = await runServerExpectingFailure({ EVENTBANK_STORE: "mongodb" });
+});
+
+/**
+ * A setting the server cannot run with ends it with exit code 2 and exactly one JSON log line
+ * (pino, stdout) that names the variable, its value and why; nothing else on stderr or stdout
+ * that is not JSON, and no hang.
+ */
+describe("eventbank as a process: every bad setting exits 2 naming the variable", () => {
+  let dir: string;
+  const cleanups: Array<() => void> = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "eventbank-badconfig-"));
+  });
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function expectRefusal(env: Record<string, string>, variable: string, value: string, reason: RegExp) {
+    const result = await runServerExpectingFailure({ EVENTBANK_SQLITE_PATH: join(dir, "events.sqlite"), ...env });
+    expect(result.code, result.stdout + result.stderr).toBe(2);
+    expect(result.stderr).toBe("");
+    expect(result.lines.length).toBeGreaterThan(0);
+    expect(result.lines.every((line) => line !== undefined), result.stdout).toBe(true);
+    const naming = result.lines.filter((line) => line?.variable !== undefined);
+    expect(naming).toHaveLength(1);
+    expect(naming[0]).toMatchObject({ level: 60, variable, value, reason: expect.stringMatching(reason) });
+    expect(String(naming[0]!.msg)).toContain(variable);
+  }
+
+  /**
+   * Makes a file or folder read-only for this process. Root ignores permission bits, so there
+   * the immutable attribute (chattr +i) does it; undone after the test.
+   */
+  async function makeReadOnly(path: string, mode: number): Promise<boolean> {
+    if (process.getuid?.() !== 0) {
+      chmodSync(path, mode);
+      cleanups.push(() => chmodSync(path, 0o700));
+      return true;
+    }
+    try {
+      await run("chattr", ["+i", path]);
+    } catch {
+      return false;
+    }
+    cleanups.push(() => execFileSync("chattr", ["-i", path]));
+    return true;
+  }
+
+  it("a bad value of a plain setting", async () => {
+    await expectRefusal({ EVENTBANK_STORE: "mongodb" }, "EVENTBANK_STORE", "mongodb", /must be one of sqlite, esdb/);
+  });
+
+  it.each([
+    ["esdb://", /names no host/],
+    ["esdb://127.0.0.1:99999?tls=false", /port 99999 .*not from 1 to 65535/],
+    ["esdb://127.0.0.1:2113?tls=maybe", /expected true or false/],
+    ["mongodb://127.0.0.1:2113", /expected esdb:\/\/ or esdb\+discover:\/\//],
+  ])("EVENTSTORE_CONNECTION_STRING=%s", async (connectionString, reason) => {
+    await expectRefusal({ EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: connectionString }, "EVENTSTORE_CONNECTION_STRING", connectionString, reason);
+  });
+
+  it("EVENTSTORE_CONNECTION_STRING with a password shows it hidden", async () => {
+    const result = await runServerExpectingFailure({ EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: "esdb://admin:s3cret@127.0.0.1:0?tls=false" });
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain("EVENTBANK_STORE");
+    expect(result.stdout).not.toContain("s3cret");
+    expect(result.lines[0]).toMatchObject({ variable: "EVENTSTORE_CONNECTION_STRING", value: "esdb://admin:***@127.0.0.1:0?tls=false" });
+  });
+
+  it("EVENTBANK_SQLITE_PATH in a read-only folder", async (context) => {
+    const folder = join(dir, "readonly");
+    mkdirSync(folder);
+    if (!(await makeReadOnly(folder, 0o555))) return context.skip("cannot make a folder read-only for root here (chattr +i failed)");
+    const path = join(folder, "events.sqlite");
+    await expectRefusal({ EVENTBANK_SQLITE_PATH: path }, "EVENTBANK_SQLITE_PATH", path, /cannot create files in .*readonly .*: (EACCES|EPERM|EROFS)/);
+  });
+
+  it("EVENTBANK_SQLITE_PATH on a read-only file", async (context) => {
+    const path = join(dir, "events.sqlite");
+    writeFileSync(path, "");
+    if (!(await makeReadOnly(path, 0o444))) return context.skip("cannot make a file read-only for root here (chattr +i failed)");
+    await expectRefusal({ EVENTBANK_SQLITE_PATH: path }, "EVENTBANK_SQLITE_PATH", path, /cannot open .* for writing: (EACCES|EPERM|EROFS)/);
+  });
+
+  it("EVENTBANK_SQLITE_PATH on a folder", async () => {
+    await expectRefusal({ EVENTBANK_SQLITE_PATH: dir }, "EVENTBANK_SQLITE_PATH", dir, /is a folder, not a database file/);
+  });
+
+  it("EVENTBANK_SQLITE_PATH on a file that is not a database", async () => {
+    const path = join(dir, "events.sqlite");
+    writeFileSync(path, "not a database, but long enough for SQLite to read its header and say so".repeat(4));
+    await expectRefusal({ EVENTBANK_SQLITE_PATH: path }, "EVENTBANK_SQLITE_PATH", path, /not a database/);
+  });
+
+  it.skipIf(!existsSync("/proc/self"))("EVENTBANK_SQLITE_PATH under /proc (once an endless mkdir loop)", async () => {
+    const path = "/proc/eventbank-test/events.sqlite";
+    await expectRefusal({ EVENTBANK_SQLITE_PATH: path }, "EVENTBANK_SQLITE_PATH", path, /cannot create the folder \/proc\/eventbank-test: ENOENT/);
+  });
+
+  it("PORT already in use", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => holder.close());
+    const port = String((holder.address() as AddressInfo).port);
+    await expectRefusal({ PORT: port }, "PORT", port, /address already in use/);
+  });
+});
+
+const run = promisify(execFile);
+
+describe("the compiled server (node dist/..., as the image runs it)", () => {
+  let dir: string;
+  let server: ServerProcess | undefined;
+
+  beforeAll(async () => {
+    // The real build script: tsc to dist/, plus the descriptor set the server reads beside its modules.
+    await run("npm", ["run", "build:server"], { timeout: 120_000 });
+  }, 120_000);
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "eventbank-compiled-"));
+  });
+  afterEach(() => {
+    server?.child.kill("SIGKILL");
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The image's HEALTHCHECK command, run against the server's port. */
+  const healthcheck = (port: string) =>
+    run(process.execPath, ["dist/server/src/healthcheck.js"], { env: { ...process.env, HOST: "0.0.0.0", PORT: port }, timeout: 15_000 }).then(
+      ({ stdout }) => ({ code: 0, output: stdout }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, output: error.stdout + error.stderr }),
+    );
+
+  it("serves health, reflection and the AccountService, and the HEALTHCHECK script reads its health over gRPC", async () => {
+    server = await startServerProcess({ EVENTBANK_SQLITE_PATH: join(dir, "events.sqlite") }, 20_000, "compiled");
+    expect(await checkHealth(server.address, "bank.v1.AccountService")).toBe("SERVING");
+    expect(await checkHealth(server.address, "")).toBe("SERVING");
+    // Reflection answers from the descriptor set, found relative to the compiled module.
+    const reflected = await askReflection(server.address, "v1", { fileContainingSymbol: "bank.v1.AccountService" });
+    expect(reflected.fileDescriptorResponse?.fileDescriptorProto?.length).toBeGreaterThan(0);
+    const client = connect(server.address);
+    await call(client, client.openAccount, { accountId: "compiled", owner: "Ada", currency: "EUR", commandId: "c1" });
+    const { account } = await call(client, client.deposit, { accountId: "compiled", amount: 42n, commandId: "c2" });
+    client.close();
+    expect(account?.balance).toBe(42n);
+
+    const port = server.address.split(":").at(-1)!;
+    const healthy = await healthcheck(port);
+    expect(healthy).toEqual({ code: 0, output: expect.stringContaining("SERVING") });
+
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    server = undefined;
+    const gone = await healthcheck(port);
+    expect(gone.code).toBe(1);
+    expect(gone.output).toContain("UNAVAILABLE");
   });
 });

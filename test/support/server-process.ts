@@ -1,12 +1,21 @@
 /**
- * The server as its own OS process (`node --import tsx server/src/main.ts`),
- * for what only a process can show: signals, kill -9, restarts, start-up errors.
+ * The server as its own OS process (`node --import tsx server/src/main.ts`, or
+ * the compiled `node dist/server/src/main.js` as production runs it), for what
+ * only a process can show: signals, kill -9, restarts, start-up errors.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** Which code the process runs: the TypeScript sources through tsx (default) or the build in dist/ (`npm run build:server`). */
+export type ServerEntry = "source" | "compiled";
+
+const ENTRY_ARGS: Record<ServerEntry, string[]> = {
+  source: ["--import", "tsx", "server/src/main.ts"],
+  compiled: ["--enable-source-maps", "dist/server/src/main.js"],
+};
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -18,8 +27,8 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 20_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 20_000, entry: ServerEntry = "source"): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ENTRY_ARGS[entry], {
     cwd: ROOT,
     env: { ...process.env, HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -54,9 +63,15 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   return { child, address, lines, stderr: () => stderr, exited };
 }
 
-/** Runs the server expecting it to refuse to start; returns exit code and stderr. */
-export async function runServerExpectingFailure(env: Record<string, string>): Promise<{ code: number | string; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+/**
+ * Runs the server expecting it to refuse to start; returns exit code, both streams and the
+ * stdout lines parsed as JSON (undefined for a line that is not).
+ */
+export async function runServerExpectingFailure(
+  env: Record<string, string>,
+  entry: ServerEntry = "source",
+): Promise<{ code: number | string; stderr: string; stdout: string; lines: Array<Record<string, unknown> | undefined> }> {
+  const child = spawn(process.execPath, ENTRY_ARGS[entry], {
     cwd: ROOT,
     env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -65,10 +80,12 @@ export async function runServerExpectingFailure(env: Record<string, string>): Pr
   let stdout = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  // A server that hangs instead of exiting is killed, and shows as SIGKILL.
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   const [code, signal] = await once(child, "exit");
   clearTimeout(timer);
-  return { code: (code ?? signal) as number | string, stderr, stdout };
+  const lines = stdout.split("\n").filter(Boolean).map(safeParse);
+  return { code: (code ?? signal) as number | string, stderr, stdout, lines };
 }
 
 function safeParse(line: string): Record<string, unknown> | undefined {

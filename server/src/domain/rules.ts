@@ -1,4 +1,4 @@
-/** Limits and input rules of the account domain (DESIGN.md, "Account rules"). */
+/** Limits and input rules of the account domain (docs/design.md, "Account rules"). */
 import { ValidationError } from "./errors.js";
 
 /** Largest amount of a single deposit or withdrawal, in minor units. */
