@@ -38,6 +38,7 @@ if (!GRPCURL && !required) {
 
 const TRYING = "Trying it with grpcurl";
 const SECURITY = "Security";
+const TRANSFERS = "Transfers";
 const readme = readFileSync(join(ROOT, "README.md"), "utf8");
 const commands = readmeGrpcurlCommands(readme);
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(join(ROOT, "server/gen/descriptor-set.binpb"))));
@@ -65,7 +66,7 @@ const revision = (event: { revision?: string }) => event.revision ?? "0";
 describe("grpcurl runs the README's lines", () => {
   it("finds every README grpcurl command in a section this test runs", () => {
     expect(commands.filter((c) => c.section === TRYING).length).toBeGreaterThan(10);
-    expect(commands.filter((c) => c.section !== TRYING && c.section !== SECURITY)).toEqual([]);
+    expect(commands.filter((c) => c.section !== TRYING && c.section !== SECURITY && c.section !== TRANSFERS)).toEqual([]);
   });
 
   if (required && !GRPCURL) {
@@ -109,7 +110,7 @@ describe("grpcurl runs the README's lines", () => {
       it("lists the services", async () => {
         const result = await run(next(/ list$/));
         expect(result.code).toBe(0);
-        expect(result.stdout.trim().split("\n")).toEqual(["bank.v1.AccountService", "grpc.health.v1.Health"]);
+        expect(result.stdout.trim().split("\n")).toEqual(["bank.v1.AccountService", "bank.v1.TransferService", "grpc.health.v1.Health"]);
       });
 
       it("describes AccountService and AccountEvent as compiled", async () => {
@@ -259,9 +260,54 @@ describe("grpcurl runs the README's lines", () => {
       });
     });
 
+    describe(`README "${TRANSFERS}", in order`, () => {
+      const lines = commands.filter((c) => c.section === TRANSFERS).map((c) => c.text);
+      const json = async (text: string) => {
+        const result = await run(text);
+        expect(result.stderr, text).toBe("");
+        expect(result.code, text).toBe(0);
+        return JSON.parse(result.stdout) as Record<string, any>;
+      };
+
+      it("opens two accounts, moves money between them, and shows the transfer and both balances", async () => {
+        expect(lines.map((line) => /bank\.v1\.\w+\/\w+/.exec(line)?.[0])).toEqual([
+          "bank.v1.AccountService/OpenAccount",
+          "bank.v1.AccountService/Deposit",
+          "bank.v1.AccountService/OpenAccount",
+          "bank.v1.TransferService/TransferMoney",
+          "bank.v1.TransferService/GetTransfer",
+          "bank.v1.AccountService/GetAccount",
+          "bank.v1.AccountService/GetAccount",
+          "bank.v1.TransferService/TransferMoney",
+        ]);
+        await json(lines[0]!);
+        await json(lines[1]!);
+        await json(lines[2]!);
+        const moved = await json(lines[3]!);
+        expect(moved.transfer).toMatchObject({
+          transferId: "rent-2026-12",
+          fromAccountId: "carol",
+          toAccountId: "dave",
+          amount: "700",
+          currency: "EUR",
+          status: "TRANSFER_STATUS_COMPLETED",
+          reference: "December rent",
+        });
+        expect(await json(lines[4]!)).toEqual(moved);
+        expect((await json(lines[5]!)).account).toMatchObject({ accountId: "carol", balance: "300", availableBalance: "300" });
+        expect((await json(lines[6]!)).account).toMatchObject({ accountId: "dave", balance: "700", availableBalance: "700" });
+        const refused = await run(lines[7]!);
+        expect(refused.code).toBe(64 + status.FAILED_PRECONDITION);
+        expect(parseGrpcurlError(refused.stderr)).toMatchObject({
+          code: "FailedPrecondition",
+          details: [{ reason: "INSUFFICIENT_FUNDS", domain: "eventbank", metadata: { transfer_id: "rent-2027-01" } }],
+        });
+      });
+    });
+
     describe("list and describe everything through reflection", () => {
       it("lists each service's methods as compiled", async () => {
-        for (const service of ["bank.v1.AccountService", "grpc.health.v1.Health"]) {
+        for (const service of ["bank.v1.AccountService", "bank.v1.TransferService", "grpc.health.v1.Health"]) {
           const result = await run(`grpcurl -plaintext 127.0.0.1:50051 list ${service}`);
           expect(result.code).toBe(0);
           expect(result.stdout.trim().split("\n")).toEqual(registry.getService(service)!.methods.map((m) => `${service}.${m.name}`).sort());
@@ -325,7 +371,7 @@ function reachableFromServices(): string[] {
     found.add(type.typeName);
     if (type.kind === "message") for (const field of type.fields) visit(field.message ?? field.enum);
   };
-  for (const name of ["bank.v1.AccountService", "grpc.health.v1.Health"]) {
+  for (const name of ["bank.v1.AccountService", "bank.v1.TransferService", "grpc.health.v1.Health"]) {
     const service = registry.getService(name)!;
     found.add(name);
     for (const method of service.methods) [method.input, method.output].forEach(visit);

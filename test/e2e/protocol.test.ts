@@ -34,7 +34,7 @@ describe("protocol surface", () => {
 
       it("lists the services", async () => {
         const listed = await ask({ listServices: "*" });
-        expect(listed.listServicesResponse.service.map((s: { name: string }) => s.name)).toEqual(["bank.v1.AccountService", "grpc.health.v1.Health"]);
+        expect(listed.listServicesResponse.service.map((s: { name: string }) => s.name)).toEqual(["bank.v1.AccountService", "bank.v1.TransferService", "grpc.health.v1.Health"]);
       });
 
       it("answers a symbol with its file as compiled, imports included, enough to resolve every method", async () => {

@@ -109,7 +109,7 @@ describe("a gRPC C-core client (Python grpcio)", () => {
     it("loads what reflection v1 and v1alpha answer into a strict DescriptorPool and resolves every method's types", () => {
       // The compiled contract, to compare with what the Python side resolved from reflection alone.
       const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(`${ROOT}/server/gen/descriptor-set.binpb`)));
-      const services = ["bank.v1.AccountService", "grpc.health.v1.Health"];
+      const services = ["bank.v1.AccountService", "bank.v1.TransferService", "grpc.health.v1.Health"];
       const methods = services.flatMap((name) =>
         registry.getService(name)!.methods.map((m) => `${name}/${m.name}: ${m.input.typeName} -> ${m.output.typeName}`),
       );
@@ -120,6 +120,8 @@ describe("a gRPC C-core client (Python grpcio)", () => {
           files: [
             "bank/v1/account.proto",
             "bank/v1/account_service.proto",
+            "bank/v1/transfer.proto",
+            "bank/v1/transfer_service.proto",
             "google/protobuf/any.proto",
             "google/protobuf/duration.proto",
             "google/protobuf/timestamp.proto",

@@ -107,14 +107,17 @@ describe("concurrent clients on one server (sqlite)", () => {
             const method = type === "deposit" ? client.deposit : client.withdraw;
             return call(client, method as typeof client.deposit, { accountId, amount, commandId }, { deadline: deadline(20_000) }).then(
               (response) => ({ revision: response.revision, balance: response.account!.balance }),
-              (error: unknown) => ({ reason: decodeError(error).reason }),
+              (error: unknown) => {
+                const decoded = decodeError(error);
+                return { reason: decoded.reason, metadata: decoded.metadata };
+              },
             );
           }),
         );
         retried.push({ accountId, commandId, answers: copies });
         const first = copies[0]!;
         if ("revision" in first) ledger.record({ accountId, commandId, type, amount }).outcome = { kind: "ok", revision: first.revision, balance: first.balance };
-        else ledger.record({ accountId, commandId, type, amount }).outcome = { kind: "refused", code: status.FAILED_PRECONDITION, reason: first.reason, details: "" };
+        else ledger.record({ accountId, commandId, type, amount }).outcome = { kind: "refused", code: status.FAILED_PRECONDITION, reason: first.reason, details: "", metadata: first.metadata };
       }
     };
 

@@ -18,7 +18,7 @@ export interface SentCommand {
   outcome:
     | { kind: "pending" }
     | { kind: "ok"; revision: bigint; balance: bigint }
-    | { kind: "refused"; code: number; reason: string | undefined; details: string };
+    | { kind: "refused"; code: number; reason: string | undefined; details: string; metadata: Record<string, string> };
 }
 
 export class Ledger {
@@ -59,10 +59,13 @@ export async function send(client: AccountServiceClient, ledger: Ledger, command
     if (!(typeof error === "object" && error !== null && "code" in error)) throw error;
     const decoded = decodeError(error as ServiceError);
     // A refusal never overwrites an acknowledgement seen earlier for the same command id.
-    if (entry.outcome.kind !== "ok") entry.outcome = { kind: "refused", code: decoded.code, reason: decoded.reason, details: decoded.details };
+    if (entry.outcome.kind !== "ok") entry.outcome = { kind: "refused", code: decoded.code, reason: decoded.reason, details: decoded.details, metadata: decoded.metadata };
   }
   return entry;
 }
+
+/** Refusals the server records in the stream (README, "one command id, one answer"). */
+export const RECORDED_REFUSALS: ReadonlySet<string> = new Set(["INSUFFICIENT_FUNDS", "BALANCE_NOT_ZERO", "BALANCE_LIMIT_EXCEEDED"]);
 
 /** Codes after which the command may or may not have been written (the client cannot tell). */
 export function isUncertain(outcome: SentCommand["outcome"]): boolean {
@@ -84,7 +87,9 @@ export function isUncertain(outcome: SentCommand["outcome"]): boolean {
  * Compares the store with what clients saw, for one account's events:
  * - every acknowledged command is stored exactly once, at the revision and
  *   with the balance its acknowledgement reported (so no update was lost);
- * - every definitely refused command is absent;
+ * - every refusal that depends on the balance (INSUFFICIENT_FUNDS, ...) is
+ *   stored as a CommandRejected at the revision its refusal reported; every
+ *   other definite refusal is absent;
  * - every stored command was sent by this test (or is in `allowed`);
  * - uncertain commands are stored at most once (the invariant check already
  *   guarantees "once").
@@ -112,6 +117,12 @@ export function compareWithStore(accountId: string, events: AccountEvent[], ledg
         }
         const kind = command.type === "deposit" ? "deposited" : "withdrawn";
         if (event.payload?.$case !== kind || event.payload.value.amount !== command.amount) problems.push(`${command.commandId} stored as ${show(event.payload)}`);
+      }
+    } else if (outcome.kind === "refused" && !isUncertain(outcome) && outcome.reason !== undefined && RECORDED_REFUSALS.has(outcome.reason)) {
+      const revision = outcome.metadata.revision;
+      if (!event || event.payload?.$case !== "rejected") problems.push(`${command.commandId} was refused (${outcome.reason}) but no refusal is stored: ${show(event?.payload)}`);
+      else if (String(event.revision) !== revision || event.payload.value.reason !== outcome.reason) {
+        problems.push(`${command.commandId} was refused (${outcome.reason}) at revision ${revision}, the store has ${event.payload.value.reason} at ${event.revision}`);
       }
     } else if (outcome.kind === "refused" && !isUncertain(outcome) && event) {
       problems.push(`${command.commandId} was refused (${outcome.reason}) but is stored at revision ${event.revision}`);
