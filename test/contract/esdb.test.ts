@@ -10,15 +10,24 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEsdbEventStore } from "../../server/src/store/esdb-event-store.js";
 import { startEsdbDouble, type EsdbDouble } from "../support/esdb-double/server.js";
+import { testCertificates, type TestCertificates } from "../support/esdb-double/tls.js";
 import { describeEventStoreContract, event } from "./event-store-contract.js";
 
 let current: EsdbDouble;
 let legacy: EsdbDouble;
+let secure: EsdbDouble;
+let tls: TestCertificates;
 beforeAll(async () => {
-  [current, legacy] = await Promise.all([startEsdbDouble(), startEsdbDouble({ batchAppend: false })]);
+  tls = testCertificates();
+  [current, legacy, secure] = await Promise.all([
+    startEsdbDouble(),
+    startEsdbDouble({ batchAppend: false }),
+    startEsdbDouble({ secure: tls, users: { eventbank: { password: "s3cret", groups: ["$ops"] } } }),
+  ]);
 });
 afterAll(async () => {
-  await Promise.all([current?.stop(), legacy?.stop()]);
+  await Promise.all([current?.stop(), legacy?.stop(), secure?.stop()]);
+  tls?.remove();
 });
 
 describeEventStoreContract("esdb (gRPC double, BatchAppend)", async () => {
@@ -28,6 +37,12 @@ describeEventStoreContract("esdb (gRPC double, BatchAppend)", async () => {
 
 describeEventStoreContract("esdb (gRPC double, plain Append)", async () => {
   const store = createEsdbEventStore(legacy.connectionString);
+  return { store, cleanup: () => store.close() };
+});
+
+// As production runs it: TLS (a CA the test made) and a user in $ops, not admin.
+describeEventStoreContract("esdb (secure gRPC double: TLS, credentials)", async () => {
+  const store = createEsdbEventStore(secure.connectionStringFor({ username: "eventbank", password: "s3cret" }));
   return { store, cleanup: () => store.close() };
 });
 

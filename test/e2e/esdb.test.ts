@@ -3,24 +3,36 @@
  * gRPC double always, and against a real EventStoreDB when
  * EVENTSTORE_CONNECTION_STRING is set (`docker compose up -d eventstore`).
  */
+import { EventStoreDBClient } from "@eventstore/db-client";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AccountServiceClient, SubscribeAccountResponse } from "../../client/src/gen/bank/v1/account_service.js";
 import { startEsdbDouble, type EsdbDouble } from "../support/esdb-double/server.js";
+import { testCertificates, type TestCertificates } from "../support/esdb-double/tls.js";
+import { healthClient } from "../support/health-client.js";
 import { call, connect, decodeError, rejection } from "../support/grpc-client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeAccountServiceE2E, readMessages, waitFor } from "./account-service-suite.js";
 
 let double: EsdbDouble;
+let tls: TestCertificates;
+let secure: EsdbDouble;
 beforeAll(async () => {
-  double = await startEsdbDouble();
+  tls = testCertificates();
+  [double, secure] = await Promise.all([startEsdbDouble(), startEsdbDouble({ secure: tls })]);
 });
 afterAll(async () => {
-  await double?.stop();
+  await Promise.all([double?.stop(), secure?.stop()]);
+  tls?.remove();
 });
 
 describeAccountServiceE2E("esdb, gRPC double", async () => ({
   env: { EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: double.connectionString },
+}));
+
+// As production runs it: TLS with a CA of its own, and credentials in the connection string.
+describeAccountServiceE2E("esdb, secure gRPC double (TLS, admin credentials)", async () => ({
+  env: { EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: secure.connectionString },
 }));
 
 const real = process.env.EVENTSTORE_CONNECTION_STRING;
@@ -111,6 +123,96 @@ describe("snapshots on EventStoreDB (gRPC double)", () => {
     } finally {
       await second.stop();
       await store.stop();
+    }
+  });
+});
+
+describe("what a real EventStoreDB does to the server at run time (gRPC double)", () => {
+  let esdb: EsdbDouble;
+  let server: TestServer;
+  let client: AccountServiceClient;
+  beforeAll(async () => {
+    esdb = await startEsdbDouble({ writeTimeoutMs: 100 });
+    server = await startTestServer({ env: { EVENTBANK_STORE: "esdb", EVENTSTORE_CONNECTION_STRING: esdb.connectionString } });
+    client = connect(server.address);
+  });
+  afterAll(async () => {
+    client?.close();
+    await server?.stop();
+    await esdb?.stop();
+  });
+
+  it.each(["written", "lost"] as const)(
+    "answers a write the store did not confirm with STORE_OUTCOME_UNKNOWN; the retry reads back and applies it exactly once (write %s)",
+    async (lateWrites) => {
+      const accountId = `slow-${lateWrites}`;
+      await call(client, client.openAccount, { accountId, owner: "Ada", currency: "EUR", commandId: "open" });
+      esdb.commitDelay({ ms: 250, lateWrites });
+      try {
+        const error = await rejection(call(client, client.deposit, { accountId, amount: 7n, commandId: "d1" }));
+        expect(error).toMatchObject({ code: status.UNAVAILABLE, reason: "STORE_OUTCOME_UNKNOWN" });
+      } finally {
+        esdb.commitDelay(undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const retried = await call(client, client.deposit, { accountId, amount: 7n, commandId: "d1" });
+      expect(retried).toMatchObject({ revision: 1n, account: { balance: 7n } });
+      const { account } = await call(client, client.getAccount, { accountId });
+      expect(account).toMatchObject({ balance: 7n, revision: 1n });
+      expect(esdb.events.filter((e) => e.stream === `account-${accountId}`)).toHaveLength(2);
+    },
+  );
+
+  it("answers FAILED_PRECONDITION / STREAM_DELETED for an account whose stream was tombstoned", async () => {
+    await call(client, client.openAccount, { accountId: "tomb", owner: "Ada", currency: "EUR", commandId: "open" });
+    const admin = EventStoreDBClient.connectionString(esdb.connectionString);
+    await admin.tombstoneStream("account-tomb");
+    await admin.dispose();
+    expect(await rejection(call(client, client.deposit, { accountId: "tomb", amount: 1n, commandId: "d1" }))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      reason: "STREAM_DELETED",
+    });
+    expect(await rejection(call(client, client.getAccount, { accountId: "tomb" }))).toMatchObject({ reason: "STREAM_DELETED" });
+  });
+});
+
+describe("a server whose EventStoreDB user lacks permissions (secure gRPC double)", () => {
+  it("reports NOT_SERVING and says why when the user cannot read $all; access denied at run time is STORE_ACCESS_DENIED", async () => {
+    const certificates = testCertificates();
+    const esdb = await startEsdbDouble({ secure: certificates, users: { app: { password: "app-secret" } } });
+    const server = await startTestServer({
+      env: {
+        EVENTBANK_STORE: "esdb",
+        EVENTSTORE_CONNECTION_STRING: esdb.connectionStringFor({ username: "app", password: "app-secret" }),
+        EVENTBANK_HEALTH_PROBE_INTERVAL_MS: "50",
+      },
+    });
+    const health = healthClient(server.address);
+    const client = connect(server.address);
+    try {
+      let serving = await health.check("bank.v1.AccountService");
+      for (let i = 0; i < 100 && serving !== "NOT_SERVING"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        serving = await health.check("bank.v1.AccountService");
+      }
+      expect(serving).toBe("NOT_SERVING");
+      const warning = server.logs.find((line) => String((line.err as { message?: string } | undefined)?.message).includes("may not read $all"));
+      expect(warning).toBeDefined();
+      // Writes to its own streams still work; a stream it may not write is a clear refusal, not INTERNAL.
+      await call(client, client.openAccount, { accountId: "acl", owner: "Ada", currency: "EUR", commandId: "open" });
+      const admin = EventStoreDBClient.connectionString(esdb.connectionString);
+      await admin.setStreamMetadata("account-acl", { acl: { writeRoles: ["$admins"] } });
+      await admin.dispose();
+      expect(await rejection(call(client, client.deposit, { accountId: "acl", amount: 1n, commandId: "d1" }))).toMatchObject({
+        code: status.UNAVAILABLE,
+        reason: "STORE_ACCESS_DENIED",
+      });
+    } finally {
+      health.close();
+      client.close();
+      await server.stop();
+      await esdb.stop();
+      certificates.remove();
     }
   });
 });

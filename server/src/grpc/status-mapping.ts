@@ -29,6 +29,7 @@ import {
   StoreReadOnlyError,
   StoreUnavailableError,
 } from "../store/event-store.js";
+import { AppendOutcomeUnknownError, AppendTooLargeError, StoreAccessDeniedError, StoreStreamDeletedError } from "../store/store-errors.js";
 
 export const ERROR_DOMAIN = "eventbank";
 const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
@@ -60,6 +61,34 @@ export function mapError(error: unknown): MappedStatus {
   }
   if (error instanceof InvalidPositionError) {
     return { code: status.INVALID_ARGUMENT, reason: "INVALID_POSITION", message: error.message, metadata: { field: "from_position" } };
+  }
+  if (error instanceof AppendOutcomeUnknownError) {
+    // Retrying the same command id is safe and is how the caller learns the outcome.
+    return {
+      code: status.UNAVAILABLE,
+      reason: "STORE_OUTCOME_UNKNOWN",
+      message: "the event store did not confirm the write in time; it may or may not have been applied: retry with the same command_id to learn the outcome",
+      metadata: {},
+    };
+  }
+  if (error instanceof StoreAccessDeniedError) {
+    return {
+      code: status.UNAVAILABLE,
+      reason: "STORE_ACCESS_DENIED",
+      message: "the event store refused this server's credentials; nothing was written (a deployment fault: see the server's log)",
+      metadata: { operation: error.operation },
+    };
+  }
+  if (error instanceof StoreStreamDeletedError) {
+    return { code: status.FAILED_PRECONDITION, reason: "STREAM_DELETED", message: "the account's stream was deleted in the event store", metadata: {} };
+  }
+  if (error instanceof AppendTooLargeError) {
+    return {
+      code: status.RESOURCE_EXHAUSTED,
+      reason: "APPEND_TOO_LARGE",
+      message: error.message.replace(/^the append to \S+ /, "the write "),
+      metadata: { max_append_size: String(error.maxAppendSize) },
+    };
   }
   if (error instanceof StoreUnavailableError) return storeFault(error);
   if (error instanceof UnknownEventError) {

@@ -18,6 +18,7 @@
  *   its own time limit.
  */
 import {
+  AccessDeniedError,
   BACKWARDS,
   CancelledError,
   DeadlineExceededError,
@@ -26,8 +27,10 @@ import {
   excludeSystemEvents,
   FORWARDS,
   jsonEvent,
+  MaxAppendSizeExceededError,
   NotLeaderError,
   START,
+  StreamDeletedError,
   StreamNotFoundError,
   streamNameFilter,
   TimeoutError,
@@ -54,6 +57,7 @@ import {
   type SubscriptionMessage,
 } from "./event-store.js";
 import { decodePosition, encodePosition, type EsdbPosition } from "./esdb-position.js";
+import { AppendOutcomeUnknownError, AppendTooLargeError, StoreAccessDeniedError, StoreStreamDeletedError } from "./store-errors.js";
 
 export interface EsdbEventStoreOptions {
   /** Upper bound for one append or read, in ms (default 10 s, the client's own default deadline). */
@@ -106,9 +110,12 @@ export class EsdbEventStore implements EventStore {
     const proposed = events.map((e) => jsonEvent({ id: e.id, type: e.type, data: e.data, metadata: e.metadata }));
     try {
       const result = await withTimeout(
-        this.client.appendToStream(stream, proposed, { expectedRevision: expected }),
+        // The deadline travels to the server (inside BatchAppend's options), so it gives up the write too.
+        this.client.appendToStream(stream, proposed, { expectedRevision: expected, deadline: this.settings.operationTimeoutMs }),
         this.settings.operationTimeoutMs,
         `append to ${stream}`,
+        undefined,
+        () => new AppendOutcomeUnknownError(stream),
       );
       return {
         nextExpectedRevision: result.nextExpectedRevision,
@@ -118,7 +125,10 @@ export class EsdbEventStore implements EventStore {
       if (error instanceof WrongExpectedVersionError) {
         throw new WrongExpectedRevisionError(stream, expected, error.actualVersion);
       }
-      throw toStoreError(error, `append to ${stream}`);
+      if (error instanceof MaxAppendSizeExceededError) throw new AppendTooLargeError(stream, error.maxAppendSize);
+      // The server may have written it (or may still): never assume either way.
+      if (error instanceof DeadlineExceededError || error instanceof TimeoutError) throw new AppendOutcomeUnknownError(stream, { cause: error });
+      throw toStoreError(error, `append to ${stream}`, stream);
     }
   }
 
@@ -149,7 +159,7 @@ export class EsdbEventStore implements EventStore {
       return await withTimeout(collect(), this.settings.operationTimeoutMs, `read of ${stream}`, () => read.cancel());
     } catch (error) {
       if (error instanceof StreamNotFoundError) return { status: "no_stream" };
-      throw toStoreError(error, `read of ${stream}`);
+      throw toStoreError(error, `read of ${stream}`, stream);
     }
   }
 
@@ -157,6 +167,7 @@ export class EsdbEventStore implements EventStore {
     this.assertOpen();
     let after = options.afterRevision;
     return this.track(
+      stream,
       () =>
         this.client.subscribeToStream(
           stream,
@@ -181,6 +192,7 @@ export class EsdbEventStore implements EventStore {
         ? excludeSystemEvents()
         : streamNameFilter({ prefixes: [options.streamPrefix] });
     return this.track(
+      "$all",
       () =>
         this.client.subscribeToAll({ fromPosition: after ?? START, filter }, { highWaterMark: this.settings.readAhead }),
       (_event, position) => {
@@ -190,26 +202,68 @@ export class EsdbEventStore implements EventStore {
   }
 
   private track(
+    stream: string,
     open: () => ClientSubscription,
     delivered: (event: RecordedEvent, position: EsdbPosition | undefined) => void,
   ): Subscription {
-    const subscription = new ResubscribingSubscription(open, delivered, this.settings, () =>
-      this.subscriptions.delete(subscription),
+    const subscription = new ResubscribingSubscription(
+      open,
+      delivered,
+      this.settings,
+      () => this.subscriptions.delete(subscription),
+      stream,
     );
     this.subscriptions.add(subscription);
     return subscription;
   }
 
   /**
-   * For the health monitor: a cheap read (a stream nobody writes), bounded by
-   * the operation timeout. Any answer from the server, even a refusal, means
-   * it is reachable; only an unreachable store throws.
+   * For the health monitor, at start-up and then periodically: the store is
+   * reachable, and this server's user may do what serving needs. It reads
+   * `$all` (SubscribeAll; on a secure EventStoreDB only `$admins` and `$ops`
+   * may) and tries an append that cannot succeed (expected `stream_exists`
+   * on a stream that never exists; access is checked before the expected
+   * revision), so nothing is written. Throws StoreAccessDeniedError, saying
+   * which, or StoreUnavailableError; other refusals mean it is reachable.
    */
   async probe(): Promise<void> {
     try {
-      await this.readStream("eventbank-health-probe", { maxCount: 1 });
+      const read = this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1 });
+      await withTimeout(
+        (async () => {
+          for await (const _ of read);
+        })(),
+        this.settings.operationTimeoutMs,
+        "probe read of $all",
+        () => read.cancel(),
+      );
     } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
+      if (error instanceof AccessDeniedError) {
+        throw new StoreAccessDeniedError(
+          "read",
+          "$all",
+          "the configured EventStoreDB user may not read $all: SubscribeAll needs a user in $admins or $ops",
+          { cause: error },
+        );
+      }
+      if (isTransient(error)) throw toStoreError(error, "probe read of $all");
+    }
+    try {
+      await withTimeout(
+        this.client.appendToStream(PROBE_STREAM, jsonEvent({ type: "EventbankProbe", data: {} }), { expectedRevision: "stream_exists" }),
+        this.settings.operationTimeoutMs,
+        "probe append",
+      );
+    } catch (error) {
+      if (error instanceof AccessDeniedError) {
+        throw new StoreAccessDeniedError(
+          "write",
+          PROBE_STREAM,
+          `the configured EventStoreDB user may not write account streams (denied on ${PROBE_STREAM})`,
+          { cause: error },
+        );
+      }
+      if (isTransient(error)) throw toStoreError(error, "probe append");
     }
   }
 
@@ -224,6 +278,9 @@ export class EsdbEventStore implements EventStore {
     if (this.closed) throw new StoreUnavailableError("the EventStoreDB store is closed");
   }
 }
+
+/** An account stream no account can have ("$" is not allowed in account ids), used only to probe write access. */
+const PROBE_STREAM = "account-$eventbank-probe";
 
 /** Pushed into the client's subscription stream when the server says it caught up, to keep it in order with events. */
 const CAUGHT_UP = Object.freeze({ caughtUp: true });
@@ -245,6 +302,8 @@ class ResubscribingSubscription implements Subscription {
     private readonly delivered: (event: RecordedEvent, position: EsdbPosition | undefined) => void,
     private readonly settings: Required<EsdbEventStoreOptions>,
     private readonly onClose: () => void,
+    /** The stream, or "$all", for error messages. */
+    private readonly stream: string,
   ) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<SubscriptionMessage> {
@@ -285,7 +344,7 @@ class ResubscribingSubscription implements Subscription {
           release(subscription);
         }
         if (this.closed) return;
-        if (failure !== undefined && !isTransient(failure)) throw toStoreError(failure, "subscription");
+        if (failure !== undefined && !isTransient(failure)) throw toStoreError(failure, "subscription", this.stream);
 
         const now = Date.now();
         if (confirmed || failingSince === undefined) {
@@ -379,8 +438,10 @@ function isTransient(error: unknown): boolean {
   return code === UNAVAILABLE || code === DEADLINE_EXCEEDED || code === "ERR_STREAM_PREMATURE_CLOSE";
 }
 
-function toStoreError(error: unknown, what: string): unknown {
+function toStoreError(error: unknown, what: string, stream = "$all"): unknown {
   if (error instanceof StoreUnavailableError) return error;
+  if (error instanceof AccessDeniedError) return new StoreAccessDeniedError(what.split(" ")[0]!, stream, undefined, { cause: error });
+  if (error instanceof StreamDeletedError) return new StoreStreamDeletedError(stream);
   if (isTransient(error)) {
     return new StoreUnavailableError(`EventStoreDB unavailable during ${what}: ${(error as Error).message}`, {
       cause: error,
@@ -389,13 +450,19 @@ function toStoreError(error: unknown, what: string): unknown {
   return error;
 }
 
-/** Rejects with StoreUnavailableError after `ms`; `onTimeout` may cancel the work. */
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string, onTimeout?: () => unknown): Promise<T> {
+/** Rejects with StoreUnavailableError (or `timeoutError()`) after `ms`; `onTimeout` may cancel the work. */
+async function withTimeout<T>(
+  work: Promise<T>,
+  ms: number,
+  what: string,
+  onTimeout?: () => unknown,
+  timeoutError: () => Error = () => new StoreUnavailableError(`EventStoreDB did not answer ${what} within ${ms} ms`),
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       void Promise.resolve(onTimeout?.()).catch(() => undefined);
-      reject(new StoreUnavailableError(`EventStoreDB did not answer ${what} within ${ms} ms`));
+      reject(timeoutError());
     }, ms);
   });
   try {

@@ -22,9 +22,6 @@ const emptyPb = requireFromClient("google-protobuf/google/protobuf/empty_pb.js")
 
 export { anyPb, emptyPb, serverFeaturesGrpc, serverFeaturesPb, sharedPb, statusPb, streamsGrpc, streamsPb };
 
-/** google.rpc.Code values used by EventStoreDB inside BatchAppendResp.error. */
-export const RPC_CODE_FAILED_PRECONDITION = 9;
-
 /** A UUID message in the format the client asked for (it asks for strings). */
 export function toUuid(id: string, structured: boolean): InstanceType<typeof sharedPb.UUID> {
   const uuid = new sharedPb.UUID();
