@@ -16,9 +16,10 @@ import {
 import { ReadDirection, AccountServiceService as Service } from "./gen/bank/v1/account_service.js";
 import type { Account as WireAccount, AccountEvent as WireEvent } from "./gen/bank/v1/account.js";
 import { toEventbankError, UnavailableError } from "./errors.js";
-import { toAccount, toAccountEvent } from "./proto-mapping.js";
+import { toAccount, toAccountEvent, toTransfer } from "./proto-mapping.js";
+import { TransferServiceService as Transfers } from "./gen/bank/v1/transfer_service.js";
 import { backoffMs, cancelled, isRetryable, retryPolicy, sleep, type RetryOptions, type RetryPolicy } from "./retry.js";
-import type { Account, AccountEvent, CommandResult, SubscriptionItem } from "./types.js";
+import type { Account, AccountEvent, CommandResult, SubscriptionItem, Transfer } from "./types.js";
 
 export interface AccountClientOptions {
   /** host:port, e.g. "127.0.0.1:50051". */
@@ -71,6 +72,17 @@ export interface CloseAccountInput {
   expectedRevision?: bigint;
 }
 
+export interface TransferInput {
+  /** Idempotency key: retries (the SDK's and yours) reuse it. The SDK makes a UUID when absent. */
+  transferId?: string;
+  fromAccountId: string;
+  toAccountId: string;
+  /** Minor units, 1 to 1 000 000 000 000. */
+  amount: bigint;
+  /** At most 140 characters. */
+  reference?: string;
+}
+
 export interface ReadEventsOptions extends CallOptions {
   /** Inclusive. Default: the first event (forwards) or the last (backwards). */
   fromRevision?: bigint;
@@ -120,6 +132,15 @@ export interface AccountClient {
   readAccountEvents(accountId: string, options?: ReadEventsOptions): Promise<AccountEvent[]>;
   subscribeAccount(accountId: string, options?: SubscribeAccountOptions): Subscription;
   subscribeAll(options?: SubscribeAllOptions): Subscription;
+  /**
+   * Moves money between two accounts (bank.v1.TransferService) and resolves
+   * with the completed transfer; a failed one rejects with the refusal's
+   * typed error (InsufficientFundsError, AccountClosedError,
+   * CurrencyMismatchError, ...; `error.transferId` names it). Retries reuse
+   * the transfer id, so the money moves once.
+   */
+  transfer(input: TransferInput, options?: CallOptions): Promise<Transfer>;
+  getTransfer(transferId: string, options?: CallOptions): Promise<Transfer>;
   /** Ends open subscriptions and closes the channel. */
   close(): void;
 }
@@ -215,6 +236,17 @@ export function createAccountClient(options: AccountClientOptions): AccountClien
     closeAccount: (input, call) =>
       command(Service.closeAccount, { accountId: input.accountId, commandId: commandId(input.commandId), expectedRevision: input.expectedRevision }, call),
     getAccount: async (accountId, call) => toAccount((await unary(Service.getAccount, { accountId }, call)).account),
+    transfer: async (input, call) => {
+      const request = {
+        transferId: input.transferId ?? randomUUID(),
+        fromAccountId: input.fromAccountId,
+        toAccountId: input.toAccountId,
+        amount: input.amount,
+        reference: input.reference,
+      };
+      return toTransfer((await unary(Transfers.transferMoney, request, call)).transfer);
+    },
+    getTransfer: async (transferId, call) => toTransfer((await unary(Transfers.getTransfer, { transferId }, call)).transfer),
     readAccountEvents: async (accountId, read = {}) => {
       const response = await unary(
         Service.readAccountEvents,

@@ -38,6 +38,11 @@ export class EventbankError extends Error {
   get accountId(): string | undefined {
     return this.metadata.account_id;
   }
+
+  /** The transfer a TransferMoney error is about (every TransferService error names it). */
+  get transferId(): string | undefined {
+    return this.metadata.transfer_id;
+  }
 }
 
 export class AccountNotFoundError extends EventbankError {
@@ -141,6 +146,20 @@ export class ResourceExhaustedError extends EventbankError {
   }
 }
 
+/** The other account of a transfer holds another currency. */
+export class CurrencyMismatchError extends EventbankError {
+  override name = "CurrencyMismatchError";
+}
+
+export class TransferNotFoundError extends EventbankError {
+  override name = "TransferNotFoundError";
+}
+
+/** The transfer id was used for a transfer with other accounts, amount or reference. */
+export class TransferIdReusedError extends InvalidArgumentError {
+  override name = "TransferIdReusedError";
+}
+
 type ErrorClass = new (message: string, init: EventbankErrorInit) => EventbankError;
 
 const byReason: Record<string, ErrorClass> = {
@@ -170,6 +189,12 @@ const byReason: Record<string, ErrorClass> = {
   UNAUTHENTICATED: UnauthenticatedError,
   PERMISSION_DENIED: PermissionDeniedError,
   TOO_MANY_SUBSCRIPTIONS: ResourceExhaustedError,
+  CURRENCY_MISMATCH: CurrencyMismatchError,
+  TRANSFER_NOT_FOUND: TransferNotFoundError,
+  TRANSFER_ID_REUSED: TransferIdReusedError,
+  INVALID_TRANSFER_ID: InvalidArgumentError,
+  INVALID_REFERENCE: InvalidArgumentError,
+  SAME_ACCOUNT: InvalidArgumentError,
 };
 
 /** For reasons this SDK does not know (or no reason at all): classify by status code. */

@@ -12,6 +12,7 @@ export {
   type SubscribeAllOptions,
   type SubscribeOptions,
   type Subscription,
+  type TransferInput,
 } from "./account-client.js";
 export * from "./errors.js";
 export type { RetryOptions } from "./retry.js";

@@ -1,6 +1,7 @@
 /** From generated ts-proto messages to the SDK's plain types. */
 import { AccountStatus as WireStatus, type Account as WireAccount, type AccountEvent as WireEvent } from "./gen/bank/v1/account.js";
-import type { Account, AccountEvent, AccountEventBase } from "./types.js";
+import { TransferStatus as WireTransferStatus, type Transfer as WireTransfer } from "./gen/bank/v1/transfer.js";
+import type { Account, AccountEvent, AccountEventBase, Transfer } from "./types.js";
 
 export function toAccount(account: WireAccount | undefined): Account {
   if (!account) throw new Error("the server sent a response without an account");
@@ -50,4 +51,11 @@ export function toAccountEvent(event: WireEvent): AccountEvent {
     case undefined:
       return { ...base, type: "unknown" };
   }
+}
+
+export function toTransfer(transfer: WireTransfer | undefined): Transfer {
+  if (!transfer) throw new Error("the server sent a response without a transfer");
+  const status =
+    transfer.status === WireTransferStatus.TRANSFER_STATUS_COMPLETED ? "completed" : transfer.status === WireTransferStatus.TRANSFER_STATUS_FAILED ? "failed" : "pending";
+  return { ...transfer, status };
 }

@@ -79,6 +79,26 @@ export type AccountEvent =
   | HoldReleased
   | UnknownAccountEvent;
 
+export type TransferStatus = "pending" | "completed" | "failed";
+
+/** A transfer of money between two accounts of the same currency. */
+export interface Transfer {
+  transferId: string;
+  fromAccountId: string;
+  toAccountId: string;
+  /** Integer minor units. */
+  amount: bigint;
+  /** The source account's currency. */
+  currency: string;
+  status: TransferStatus;
+  /** The refusal's reason when failed (e.g. "INSUFFICIENT_FUNDS"); "" otherwise. */
+  failureReason: string;
+  reference: string;
+  requestedAt: Date | undefined;
+  /** When it became final. */
+  completedAt: Date | undefined;
+}
+
 /** Yielded by subscriptions between the last historical event and the first live one (again after each resume). */
 export interface CaughtUp {
   type: "caughtUp";
