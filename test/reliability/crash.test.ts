@@ -103,11 +103,11 @@ describe("kill -9 in the middle of a load (sqlite)", () => {
       const client = clients[0]!;
 
       // Nothing acknowledged was lost, nothing half-applied.
-      const storedBefore = new Map<string, Set<string>>();
+      const storedBefore = new Map<string, Map<string, string | undefined>>();
       for (const accountId of accounts) {
         const { events } = await verifyAccount(client, accountId);
         compareWithStore(accountId, events, ledger);
-        storedBefore.set(accountId, new Set(events.map((e) => e.commandId)));
+        storedBefore.set(accountId, new Map(events.map((e) => [e.commandId, e.payload?.$case])));
       }
 
       // Retry every command whose outcome the client never learned, with the same id.
@@ -118,8 +118,11 @@ describe("kill -9 in the middle of a load (sqlite)", () => {
         const entry = await send(client, ledger, command, 15_000);
         if (wasStored) {
           totals.retriedWereStored++;
-          // Applied before the crash: the retry answers with that first outcome, and appends nothing.
-          expect(entry.outcome.kind, `${command.commandId} ${show(entry.outcome)}`).toBe("ok");
+          // Decided before the crash: the retry answers with that first outcome (an acceptance, or
+          // a recorded refusal), and appends nothing.
+          const refused = storedBefore.get(command.accountId)!.get(command.commandId) === "rejected";
+          if (refused) expect(entry.outcome, command.commandId).toMatchObject({ kind: "refused", reason: "INSUFFICIENT_FUNDS" });
+          else expect(entry.outcome.kind, `${command.commandId} ${show(entry.outcome)}`).toBe("ok");
         } else if (entry.outcome.kind === "ok") totals.retriedAppliedNow++;
         else expect(entry.outcome, command.commandId).toMatchObject({ kind: "refused", reason: "INSUFFICIENT_FUNDS" });
       }
