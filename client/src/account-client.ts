@@ -17,6 +17,7 @@ import { ReadDirection, AccountServiceService as Service } from "./gen/bank/v1/a
 import type { Account as WireAccount, AccountEvent as WireEvent } from "./gen/bank/v1/account.js";
 import { toEventbankError, UnavailableError } from "./errors.js";
 import { toAccount, toAccountEvent } from "./proto-mapping.js";
+import { injectTraceContext } from "./trace-context.js";
 import { backoffMs, cancelled, isRetryable, retryPolicy, sleep, type RetryOptions, type RetryPolicy } from "./retry.js";
 import type { Account, AccountEvent, CommandResult, SubscriptionItem } from "./types.js";
 
@@ -154,6 +155,7 @@ export function createAccountClient(options: AccountClientOptions): AccountClien
     const metadata = new Metadata();
     for (const [key, value] of Object.entries({ ...options.metadata, ...extra })) metadata.set(key, value);
     if (correlationId !== undefined) metadata.set("x-correlation-id", correlationId);
+    injectTraceContext(metadata);
     return metadata;
   };
 

@@ -50,6 +50,7 @@ import {
   type RecordedEvent,
 } from "../store/event-store.js";
 import type { SnapshotStore } from "../store/snapshot-store.js";
+import type { CommandHooks, CommandStep, CommandStepInfo, CommandTrace } from "./command-hooks.js";
 import { CommandCancelledError, CommandIdReusedError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "./errors.js";
 import { decodeEvent, encodeEventData } from "./event-codec.js";
 import { eventIdFor } from "./event-ids.js";
@@ -65,6 +66,8 @@ export interface CommandContext {
   expectedRevision?: bigint;
   /** Aborted when the caller's deadline passes or it cancels: nothing is appended after that. */
   signal?: AbortSignal;
+  /** The caller's trace, when tracing is on: recorded in the events' metadata. */
+  trace?: CommandTrace;
 }
 
 export interface AccountSnapshot {
@@ -99,6 +102,8 @@ export interface CommandHandlerOptions {
   snapshotEvery?: number;
   /** Told when a snapshot cannot be read or written (the command goes on without it). */
   onSnapshotError?: (error: unknown, stream: string) => void;
+  /** Metrics and tracing (observability/command-observer.ts). */
+  hooks?: CommandHooks;
 }
 
 interface CommandJob {
@@ -132,6 +137,7 @@ export class AccountCommandHandler {
   private readonly snapshots: SnapshotStore | undefined;
   private readonly snapshotEvery: bigint;
   private readonly onSnapshotError: (error: unknown, stream: string) => void;
+  private readonly hooks: CommandHooks;
 
   constructor(
     private readonly store: EventStore,
@@ -148,9 +154,17 @@ export class AccountCommandHandler {
     this.snapshots = options.snapshots;
     this.snapshotEvery = BigInt(options.snapshotEvery ?? 100);
     this.onSnapshotError = options.onSnapshotError ?? (() => {});
+    this.hooks = options.hooks ?? {};
   }
 
-  async execute(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+  execute(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+    const answer = this.executeCommand(command, context);
+    const settled = this.hooks.settled;
+    if (settled) answer.then(() => settled(command.type, undefined), (error: unknown) => settled(command.type, error));
+    return answer;
+  }
+
+  private async executeCommand(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
     validateAccountId(command.accountId);
     validateCommandId(context.commandId);
     const fingerprint = commandFingerprint(command);
@@ -189,6 +203,7 @@ export class AccountCommandHandler {
         }
       }
       const batch = lane.splice(0, size);
+      if (first.kind === "command") this.hooks.batch?.(size);
       try {
         if (first.kind === "read") await this.read(accountId, first);
         else await this.runCommands(accountId, batch as CommandJob[]);
@@ -208,7 +223,7 @@ export class AccountCommandHandler {
 
   private async runCommands(accountId: string, jobs: CommandJob[]): Promise<void> {
     const stream = accountStream(accountId);
-    let loaded = await this.load(accountId, { refresh: false });
+    let loaded = await this.step("load", jobs, { stream, batchSize: jobs.length, attempt: 1 }, () => this.load(accountId, { refresh: false }));
     let open = await this.answerOlderThanTheWindow(accountId, loaded, jobs);
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
@@ -218,7 +233,8 @@ export class AccountCommandHandler {
         return !job.context.signal?.aborted;
       });
       if (open.length === 0) return;
-      const plan = this.plan(stream, loaded, open, refreshed);
+      const decided = { stream, batchSize: open.length, attempt, expectedRevision: loaded.revision ?? ("no_stream" as const) };
+      const plan = this.step("decide", open, decided, () => this.plan(stream, loaded, open, refreshed));
       if (plan === "refresh") {
         // A lone command's expected revision differs from the cache, which may trail other writers.
         loaded = await this.load(accountId, { refresh: true });
@@ -229,7 +245,7 @@ export class AccountCommandHandler {
       if (plan.newEvents.length === 0) return this.settle(plan.answers);
 
       try {
-        const result = await this.store.append(stream, plan.newEvents, loaded.revision ?? "no_stream");
+        const result = await this.step("append", open, decided, () => this.store.append(stream, plan.newEvents, decided.expectedRevision));
         if (this.applyAppended(accountId, loaded, plan.appended, result.nextExpectedRevision)) return this.settle(plan.answers);
         // The store says these events were in the stream already, elsewhere than decided here:
         // answer from what the store holds, never from this decision.
@@ -252,7 +268,7 @@ export class AccountCommandHandler {
           this.cache.delete(accountId);
           throw error;
         }
-        loaded = await this.load(accountId, { refresh: true });
+        loaded = await this.step("load", open, { stream, batchSize: open.length, attempt: attempt + 1 }, () => this.load(accountId, { refresh: true }));
         refreshed = true;
         const lone = open[0]!;
         const expected = lone.context.expectedRevision;
@@ -319,6 +335,7 @@ export class AccountCommandHandler {
       for (const outcome of ["recorded", "rejected"] as const) {
         found ??= await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0, contentKey(outcome, job.fingerprint)));
       }
+      if (found) this.hooks.repeatAnswered?.();
       if (found) await this.answerFromHistory(accountId, job, found.revision);
       else open.push(job);
     }
@@ -347,6 +364,7 @@ export class AccountCommandHandler {
       const { commandId, expectedRevision } = job.context;
       const previous = loaded.recentCommands.get(commandId);
       const inBatch = decided.get(commandId);
+      if (previous || inBatch) this.hooks.repeatAnswered?.();
       if (previous) {
         answers.push({ job, ...answerOf(loaded.state, job, previous) });
         continue;
@@ -390,6 +408,11 @@ export class AccountCommandHandler {
     return { newEvents, appended, answers };
   }
 
+  /** Runs a step through the hooks (spans), when there are any. */
+  private step<T>(step: CommandStep, jobs: CommandJob[], info: CommandStepInfo, run: () => T): T {
+    return this.hooks.step ? this.hooks.step(step, jobs.map((job) => job.context), info, run) : run();
+  }
+
   private settle(answers: Answer[]): void {
     for (const answer of answers) {
       if ("snapshot" in answer) answer.job.resolve(answer.snapshot);
@@ -428,6 +451,7 @@ export class AccountCommandHandler {
    */
   private async load(accountId: string, { refresh }: { refresh: boolean }): Promise<LoadedAccount> {
     const cached = this.cache.get(accountId);
+    this.hooks.cacheLookup?.(cached !== undefined);
     if (cached && !refresh) return cached;
     let loaded: LoadedAccount;
     try {
@@ -449,6 +473,7 @@ export class AccountCommandHandler {
     const stream = accountStream(accountId);
     try {
       const stored = await this.snapshots.read(stream);
+      this.hooks.snapshotRead?.(stored ? "found" : "none");
       // Another version's snapshot may mean something else: replay instead.
       if (!stored || stored.version !== ACCOUNT_SNAPSHOT_VERSION) return undefined;
       return decodeSnapshot(stored.state, stored.revision, this.idempotencyWindow);
@@ -465,7 +490,7 @@ export class AccountCommandHandler {
     loaded.snapshotRevision = loaded.revision;
     // Encoded now: the lane goes on changing `loaded` while the write is in flight.
     const snapshot = { stream, revision: loaded.revision, version: ACCOUNT_SNAPSHOT_VERSION, state: encodeSnapshot(loaded) };
-    this.snapshots.write(snapshot).catch((error: unknown) => this.onSnapshotError(error, stream));
+    this.snapshots.write(snapshot).then(() => this.hooks.snapshotWritten?.(), (error: unknown) => this.onSnapshotError(error, stream));
   }
 
   private async catchUp(accountId: string, loaded: LoadedAccount): Promise<void> {
@@ -511,6 +536,7 @@ function toNewEvent(stream: string, event: AccountEvent, index: number, context:
       correlationId: context.correlationId,
       causationId: context.causationId,
       ...(context.principal === undefined ? {} : { principal: context.principal }),
+      ...(context.trace === undefined ? {} : { traceId: context.trace.traceId, spanId: context.trace.spanId }),
     },
   };
 }

@@ -38,6 +38,7 @@ export interface GrpcServerOptions extends AccountServiceDependencies {
   reflection?: boolean;
   channelOptions?: ChannelOptions;
   authenticate?: RpcRuntime["authenticate"];
+  observer?: RpcRuntime["observer"];
 }
 
 export interface RunningServer {
@@ -82,6 +83,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     logger,
     streams: new Set(),
     ...(options.authenticate ? { authenticate: options.authenticate } : {}),
+    ...(options.observer ? { observer: options.observer } : {}),
   };
   const server = new Server({
     // A hard cap above our own limit, so oversize requests still reach the guard and get a reason.

@@ -14,6 +14,9 @@ export interface EventMetadata {
   causationId: string;
   /** Who issued the command, when authentication is on. */
   principal?: string;
+  /** W3C trace and span id of the RPC that caused the event, when tracing is on. */
+  traceId?: string;
+  spanId?: string;
 }
 
 export interface NewEvent {

@@ -46,6 +46,8 @@ export interface SqliteEventStoreOptions {
    * on a slow disk. (16 measured best on the bench; see docs/performance.md.)
    */
   maxGroupSize?: number;
+  /** Told the number of appends in each group commit (metrics). */
+  onGroupCommit?: (appends: number) => void;
 }
 
 interface EventRow {
@@ -107,7 +109,7 @@ export class SqliteEventStore implements EventStore {
     allAfterWithPrefix: Database.Statement<[bigint, string, string, number], EventRow>;
   };
 
-  constructor(path: string, options: SqliteEventStoreOptions = {}) {
+  constructor(path: string, private readonly options: SqliteEventStoreOptions = {}) {
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
     this.pageSize = options.pageSize ?? 256;
     this.maxGroupSize = options.maxGroupSize ?? 16;
@@ -190,6 +192,7 @@ export class SqliteEventStore implements EventStore {
       return;
     }
     this.appended.emit("append");
+    this.options.onGroupCommit?.(batch.length);
     for (const [index, append] of batch.entries()) {
       const outcome = outcomes[index]!;
       if (outcome.ok) append.resolve(outcome.result);
