@@ -20,7 +20,7 @@
  * results into docs/performance.md between the bench markers.
  */
 import { credentials, type ServiceError } from "@grpc/grpc-js";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { AccountServiceClient } from "../client/src/gen/bank/v1/account_service.js";
@@ -61,6 +61,12 @@ try {
   for (const load of loads) load.stop();
   await Promise.all(servers.map((server) => server.stop()));
   await otlpSink?.close();
+  // The servers' own words, when something went wrong (their logs go with the temp dir).
+  if (problems.length > 0) {
+    for (const file of readdirSync(dir).filter((name) => name.endsWith(".log"))) {
+      problems.push(`--- ${file} (last 2,000 characters)\n${readFileSync(join(dir, file), "utf8").slice(-2_000)}`);
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 
