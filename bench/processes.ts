@@ -33,7 +33,8 @@ export async function startServer(script: string, env: Record<string, string>, l
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", script], {
     cwd: ROOT,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), ...env },
+    // Metrics stay on as by default, on a free port (other servers, other benches may run beside).
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), EVENTBANK_METRICS_PORT: String(await freePort()), ...env },
     stdio: ["ignore", out, "pipe"],
   });
   closeSync(out);

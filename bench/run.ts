@@ -11,17 +11,22 @@
  *    first ever, first after a restart (cold) and warm; server RSS.
  * 3. (full run) RSS while the number of accounts grows past the cache size.
  *
+ * Part 1 also prices observability, in the same rounds: eventbank as it
+ * starts by default (metrics on), with metrics off, and with metrics and
+ * tracing on (always-on sampling, OTLP/HTTP to a local sink).
+ *
  * `--quick`: short rounds and short streams, a few seconds, for CI; exits
  * non-zero unless every part ran and reported. The full run also writes the
  * results into docs/performance.md between the bench markers.
  */
 import { credentials, type ServiceError } from "@grpc/grpc-js";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { AccountServiceClient } from "../client/src/gen/bank/v1/account_service.js";
 import type { RoundResult } from "./load.js";
 import { ROOT, startLoad, startServer, type LoadChild, type ServerChild } from "./processes.js";
+import { startOtlpSink, type OtlpSink } from "./otlp-sink.js";
 import { seedStreams } from "./seed.js";
 
 const args = process.argv.slice(2);
@@ -41,6 +46,7 @@ const servers: ServerChild[] = [];
 const loads: LoadChild[] = [];
 const report: string[] = [];
 const problems: string[] = [];
+let otlpSink: OtlpSink | undefined;
 
 try {
   const machine = `${cpus().length} cores (nproc), ${cpuModel()}, Node ${process.version}`;
@@ -54,6 +60,13 @@ try {
 } finally {
   for (const load of loads) load.stop();
   await Promise.all(servers.map((server) => server.stop()));
+  await otlpSink?.close();
+  // The servers' own words, when something went wrong (their logs go with the temp dir).
+  if (problems.length > 0) {
+    for (const file of readdirSync(dir).filter((name) => name.endsWith(".log"))) {
+      problems.push(`--- ${file} (last 2,000 characters)\n${readFileSync(join(dir, file), "utf8").slice(-2_000)}`);
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -84,6 +97,15 @@ async function throughput(): Promise<void> {
   };
   await add("grpc-js echo", "bench/echo-server.ts", {});
   await add("eventbank", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput.sqlite"), LOG_LEVEL: "warn" });
+  await add("eventbank, metrics off", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-nometrics.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
+  otlpSink = await startOtlpSink();
+  await add("eventbank, metrics + tracing", entry, {
+    EVENTBANK_SQLITE_PATH: join(dir, "throughput-tracing.sqlite"),
+    LOG_LEVEL: "warn",
+    OTEL_TRACES_EXPORTER: "otlp",
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink.endpoint,
+    OTEL_TRACES_SAMPLER: "always_on",
+  });
   if (!quick) {
     await add("eventbank, LOG_LEVEL=info", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-info.sqlite"), LOG_LEVEL: "info" });
   }
@@ -126,6 +148,24 @@ async function throughput(): Promise<void> {
     }
   }
   print("", `Server RSS after the rounds: ${targets.map((t) => `${t.name} ${t.server.rssMiB()} MiB`).join(", ")}.`, "");
+  observabilityCost(targets);
+}
+
+/** Throughput of the observability variants against eventbank with metrics off, round by round (same run, same machine). */
+function observabilityCost(targets: Target[]): void {
+  const byName = (name: string) => targets.find((target) => target.name === name)!;
+  const off = byName("eventbank, metrics off");
+  const rows = [
+    { label: "metrics on (the default)", target: byName("eventbank") },
+    { label: "metrics + tracing (always_on, OTLP/HTTP to a local sink)", target: byName("eventbank, metrics + tracing") },
+  ];
+  print("### Cost of observability (Deposit throughput against metrics off, median of round-by-round ratios)", "", "| variant | 64 accounts | 1 hot account |", "|---|---:|---:|");
+  for (const { label, target } of rows) {
+    const ratio = (variant: "spread" | "hot") => median(target.results[variant].map((r, i) => r.okPerSecond / off.results[variant][i]!.okPerSecond));
+    print(`| ${label} | ${fmt(ratio("spread"), 3)}x | ${fmt(ratio("hot"), 3)}x |`);
+  }
+  print("", `The tracing server's exports reached the sink in ${otlpSink?.requests() ?? 0} requests.`, "");
+  if ((otlpSink?.requests() ?? 0) === 0) problems.push("tracing row: no spans reached the OTLP sink");
 }
 
 async function streamLength(): Promise<void> {

@@ -18,6 +18,7 @@ import type { Account as WireAccount, AccountEvent as WireEvent } from "./gen/ba
 import { toEventbankError, UnavailableError } from "./errors.js";
 import { toAccount, toAccountEvent, toTransfer } from "./proto-mapping.js";
 import { TransferServiceService as Transfers } from "./gen/bank/v1/transfer_service.js";
+import { injectTraceContext } from "./trace-context.js";
 import { backoffMs, cancelled, isRetryable, retryPolicy, sleep, type RetryOptions, type RetryPolicy } from "./retry.js";
 import type { Account, AccountEvent, CommandResult, SubscriptionItem, Transfer } from "./types.js";
 
@@ -175,6 +176,7 @@ export function createAccountClient(options: AccountClientOptions): AccountClien
     const metadata = new Metadata();
     for (const [key, value] of Object.entries({ ...options.metadata, ...extra })) metadata.set(key, value);
     if (correlationId !== undefined) metadata.set("x-correlation-id", correlationId);
+    injectTraceContext(metadata);
     return metadata;
   };
 

@@ -55,6 +55,11 @@ export interface Config {
   transferRecoveryMs: number;
   /** Tests only: step boundaries where the process kills itself (never set in production). */
   failpoints: ReadonlySet<Failpoint>;
+  /** Prometheus /metrics listener; port 0: off. */
+  metricsHost: string;
+  metricsPort: number;
+  /** OpenTelemetry tracing from the OTEL_* variables; undefined: off. */
+  tracing: TracingConfig | undefined;
 }
 
 export interface TlsConfig {
@@ -124,6 +129,9 @@ export function loadConfig(env: Env = process.env): Config {
     healthProbeIntervalMs: integer(env, "EVENTBANK_HEALTH_PROBE_INTERVAL_MS", 1_000, 10, 600_000),
     transferRecoveryMs: integer(env, "EVENTBANK_TRANSFER_RECOVERY_MS", 2_000, 50, 3_600_000),
     failpoints: failpoints(env),
+    metricsHost: text(env, "EVENTBANK_METRICS_HOST", "127.0.0.1"),
+    metricsPort: integer(env, "EVENTBANK_METRICS_PORT", 9464, 0, 65535),
+    tracing: tracingConfig(env),
   };
 }
 
@@ -316,4 +324,61 @@ function oneOf<const T extends string>(env: Env, name: string, allowed: readonly
     throw new ConfigError(name, raw, `must be one of ${allowed.join(", ")}`);
   }
   return raw as T;
+}
+
+// --- OpenTelemetry: the standard OTEL_* variables (a subset: traces over OTLP/HTTP, or to the console) ---
+
+export interface TracingConfig {
+  exporter: "otlp" | "console";
+  protocol: "http/protobuf" | "http/json";
+  /** Full URL spans are posted to. */
+  endpoint: string;
+  serviceName: string;
+  sampler: "always_on" | "always_off" | "traceidratio" | "parentbased_always_on" | "parentbased_always_off" | "parentbased_traceidratio";
+  /** For the ratio samplers. */
+  samplerRatio: number;
+}
+
+/**
+ * On when OTEL_TRACES_EXPORTER names an exporter or an OTLP endpoint is set;
+ * off when none is set, with OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true.
+ */
+function tracingConfig(env: Env): TracingConfig | undefined {
+  const exporterName = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
+  const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (boolean(env, "OTEL_SDK_DISABLED", false) || exporterName === "none") return undefined;
+  if (!exporterName && !tracesEndpoint && !baseEndpoint) return undefined;
+  if (exporterName && exporterName !== "otlp" && exporterName !== "console") {
+    throw new ConfigError("OTEL_TRACES_EXPORTER", exporterName, "must be otlp, console or none");
+  }
+  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL?.trim() || env.OTEL_EXPORTER_OTLP_PROTOCOL?.trim() || "http/protobuf";
+  if (protocol !== "http/protobuf" && protocol !== "http/json") {
+    throw new ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL", protocol, "must be http/protobuf or http/json (grpc is not supported)");
+  }
+  // As the OTLP exporter specification says: the signal's endpoint is used as is, the base one gets /v1/traces.
+  const endpoint = tracesEndpoint || `${(baseEndpoint || "http://localhost:4318").replace(/\/+$/, "")}/v1/traces`;
+  try {
+    const url = new URL(endpoint);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http");
+  } catch {
+    throw new ConfigError(tracesEndpoint ? "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" : "OTEL_EXPORTER_OTLP_ENDPOINT", endpoint, "must be an http(s) URL");
+  }
+  const sampler = oneOf(
+    env,
+    "OTEL_TRACES_SAMPLER",
+    ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"] as const,
+    "parentbased_always_on",
+  );
+  const rawRatio = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+  const samplerRatio = rawRatio ? Number(rawRatio) : 1;
+  if (!(samplerRatio >= 0 && samplerRatio <= 1)) throw new ConfigError("OTEL_TRACES_SAMPLER_ARG", rawRatio, "must be a ratio from 0 to 1");
+  return {
+    exporter: exporterName === "console" ? "console" : "otlp",
+    protocol,
+    endpoint,
+    serviceName: text(env, "OTEL_SERVICE_NAME", "eventbank"),
+    sampler,
+    samplerRatio,
+  };
 }

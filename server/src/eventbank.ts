@@ -10,7 +10,7 @@ import { serverCredentials } from "./grpc/server-credentials.js";
 import { SubscriptionLimit } from "./grpc/subscription-limit.js";
 import { StoreBusyError, type EventStore } from "./store/event-store.js";
 import type { SnapshotStore } from "./store/snapshot-store.js";
-import { SqliteEventStore } from "./store/sqlite-event-store.js";
+import { SqliteEventStore, type SqliteEventStoreOptions } from "./store/sqlite-event-store.js";
 import { SqliteSnapshotStore } from "./store/sqlite-snapshot-store.js";
 import { onUnknownEvent } from "./app/unknown-events.js";
 import { CommandRuntime } from "./app/command-runtime.js";
@@ -18,10 +18,15 @@ import { transferAggregate } from "./app/transfer-aggregate.js";
 import { TransferProcess, type Failpoint } from "./app/transfer-process.js";
 import { TransferProcessManager } from "./app/transfer-process-manager.js";
 import { Transfers } from "./app/transfers.js";
+import { AccountServiceService } from "../../client/src/gen/bank/v1/account_service.js";
+import type { MetricsServer } from "./observability/metrics-server.js";
+import { createObservability, methodsOf } from "./observability/observability.js";
 
 export interface Eventbank {
   server: RunningServer;
   store: EventStore;
+  /** The Prometheus /metrics listener; undefined when EVENTBANK_METRICS_PORT=0. */
+  metrics: MetricsServer | undefined;
   /** Graceful: stop the server (finishing in-flight calls), then close the store. */
   stop(): Promise<void>;
 }
@@ -35,13 +40,13 @@ export interface Stores {
 }
 
 /** The configured event store and, beside it, the snapshot store. */
-export async function createStores(config: Config): Promise<Stores> {
+export async function createStores(config: Config, sqliteOptions: SqliteEventStoreOptions = {}): Promise<Stores> {
   const withSnapshots = config.snapshotEvery > 0;
   let events: EventStore;
   let snapshots: SnapshotStore | undefined;
   switch (config.store) {
     case "sqlite":
-      events = new SqliteEventStore(config.sqlitePath, { lockTimeoutMs: config.sqliteLockTimeoutMs });
+      events = new SqliteEventStore(config.sqlitePath, { ...sqliteOptions, lockTimeoutMs: config.sqliteLockTimeoutMs });
       snapshots = withSnapshots ? new SqliteSnapshotStore(config.sqlitePath) : undefined;
       break;
     case "esdb": {
@@ -69,11 +74,14 @@ export async function createStores(config: Config): Promise<Stores> {
 }
 
 export async function startEventbank(config: Config, logger: Logger, store?: EventStore): Promise<Eventbank> {
+  const observability = createObservability(config, logger, { name: ACCOUNT_SERVICE_NAME, methods: methodsOf(AccountServiceService) });
   // A store passed in (tests) comes without snapshots.
-  const stores: Stores = store ? { events: store, snapshots: undefined, close: () => store.close() } : await createStores(config);
+  const stores: Stores = store
+    ? { events: store, snapshots: undefined, close: () => store.close() }
+    : await createStores(config, observability.onGroupCommit ? { onGroupCommit: observability.onGroupCommit } : {});
   // Store faults met by any call make health NOT_SERVING until a probe finds the store working again.
   let health: StoreHealthMonitor | undefined;
-  const eventStore = reportingFaults(stores.events, (fault) => health?.reportFault(fault));
+  const eventStore = reportingFaults(observability.wrapStore(stores.events), (fault) => health?.reportFault(fault));
   // Snapshots are optional: their faults never fail a command, but a full or read-only disk still
   // shows in health. A snapshot write losing a race for the lock says nothing about the store.
   const snapshots =
@@ -85,7 +93,11 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     maxAttempts: config.maxAttempts,
     snapshots,
     snapshotEvery: config.snapshotEvery,
-    onSnapshotError: (error, stream) => logger.warn({ err: error, stream }, "snapshot not read or written; the stream is replayed instead"),
+    onSnapshotError: (error, stream) => {
+      observability.metrics?.commands.snapshots.inc({ operation: "read_or_write", result: "error" });
+      logger.warn({ err: error, stream }, "snapshot not read or written; the stream is replayed instead");
+    },
+    ...(observability.commandHooks ? { hooks: observability.commandHooks } : {}),
   });
   // Transfers: not cached (see transfer-aggregate.ts), a short window (a transfer takes three commands).
   const transferCommands = new CommandRuntime(transferAggregate, eventStore, { cacheSize: 0, maxAttempts: config.maxAttempts, idempotencyWindow: 16 });
@@ -117,7 +129,9 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
     logger.warn("AUTHENTICATION IS OFF: no EVENTBANK_API_KEYS configured, every caller may move money");
   }
   let server: RunningServer;
+  let metrics: MetricsServer | undefined;
   try {
+    metrics = await observability.listen();
     server = await startGrpcServer({
       host: config.host,
       port: config.port,
@@ -136,9 +150,11 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
       transfers,
       queries: new AccountQueries(eventStore),
       admitSubscription: () => subscriptions.admit(),
+      ...(observability.rpcObserver ? { observer: observability.rpcObserver } : {}),
     });
   } catch (error) {
     stopReportingUnknownEvents();
+    await observability.close();
     await stores.close();
     throw error;
   }
@@ -164,6 +180,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
   return {
     server,
     store: eventStore,
+    metrics,
     stop: () => {
       stopping ??= (async () => {
         monitor.close();
@@ -171,6 +188,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
         await transferManager.close();
         stopReportingUnknownEvents();
         await stores.close();
+        await observability.close();
       })();
       return stopping;
     },

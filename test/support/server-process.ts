@@ -30,7 +30,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>, timeoutMs = 20_000, entry: ServerEntry = "source"): Promise<ServerProcess> {
   const child = spawn(process.execPath, ENTRY_ARGS[entry], {
     cwd: ROOT,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", ...env },
+    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", EVENTBANK_METRICS_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];
@@ -73,7 +73,7 @@ export async function runServerExpectingFailure(
 ): Promise<{ code: number | string; stderr: string; stdout: string; lines: Array<Record<string, unknown> | undefined> }> {
   const child = spawn(process.execPath, ENTRY_ARGS[entry], {
     cwd: ROOT,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
+    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", EVENTBANK_METRICS_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

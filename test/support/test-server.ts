@@ -34,6 +34,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     PORT: "0",
     EVENTBANK_SQLITE_PATH: join(dir, "events.sqlite"),
     LOG_LEVEL: "info",
+    EVENTBANK_METRICS_PORT: "0", // off unless a test asks: servers run side by side
     ...options.env,
   });
   const logs: Array<Record<string, unknown>> = [];

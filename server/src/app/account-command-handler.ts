@@ -22,22 +22,38 @@ export interface AccountSnapshot {
 export class AccountCommandHandler {
   private readonly runtime: CommandRuntime<AccountCommand, AccountEvent, AccountState, CommandRejection>;
 
+  private readonly hooks: CommandHandlerOptions["hooks"];
+
   constructor(store: EventStore, options: CommandHandlerOptions = {}) {
     this.runtime = new CommandRuntime(accountAggregate, store, options);
+    this.hooks = options.hooks;
   }
 
   /** A client's command. Command ids starting with "transfer:" are the transfer steps' own. */
-  async execute(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+  execute(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
     if (context.commandId.startsWith(TRANSFER_STEP_PREFIX)) {
-      throw new ValidationError("INVALID_COMMAND_ID", "command_id", `command ids starting with "${TRANSFER_STEP_PREFIX}" are reserved for transfer steps`);
+      return Promise.reject(new ValidationError("INVALID_COMMAND_ID", "command_id", `command ids starting with "${TRANSFER_STEP_PREFIX}" are reserved for transfer steps`));
     }
-    return snapshotOf(await this.runtime.execute(command, context));
+    return this.run(command, context);
   }
 
   /** A step of a transfer (transfer-process.ts), under its own command id. */
-  async step(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
-    if (!context.commandId.startsWith(TRANSFER_STEP_PREFIX)) throw new Error(`not a transfer step: ${context.commandId}`);
-    return snapshotOf(await this.runtime.execute(command, context));
+  step(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+    if (!context.commandId.startsWith(TRANSFER_STEP_PREFIX)) return Promise.reject(new Error(`not a transfer step: ${context.commandId}`));
+    return this.run(command, context);
+  }
+
+  /** Runs the command; its answer is told to the hooks (command outcomes by reason). */
+  private async run(command: AccountCommand, context: CommandContext): Promise<AccountSnapshot> {
+    let loaded: Loaded<AccountState>;
+    try {
+      loaded = await this.runtime.execute(command, context);
+    } catch (error) {
+      this.hooks?.settled?.(command.type, error);
+      throw error;
+    }
+    this.hooks?.settled?.(command.type, undefined);
+    return snapshotOf(loaded);
   }
 
   /** Current state, read through to the store so writes by other processes show. */

@@ -33,6 +33,7 @@ import { DomainError } from "../domain/errors.js";
 import { validateCommandId } from "../domain/rules.js";
 import { DuplicateEventError, WrongExpectedRevisionError, type EventStore, type NewEvent, type RecordedEvent } from "../store/event-store.js";
 import type { SnapshotStore, StoredSnapshot } from "../store/snapshot-store.js";
+import type { CommandHooks, CommandStep, CommandStepInfo, CommandTrace } from "./command-hooks.js";
 import { CommandCancelledError, CommandIdReusedError, ConcurrencyRetriesExhaustedError, RevisionConflictError } from "./errors.js";
 import { eventIdFor } from "./event-ids.js";
 import { LruCache } from "./lru-cache.js";
@@ -124,6 +125,8 @@ export interface CommandContext {
   expectedRevision?: bigint;
   /** Aborted when the caller's deadline passes or it cancels: nothing is appended after that. */
   signal?: AbortSignal;
+  /** The caller's trace, when tracing is on: recorded in the events' metadata. */
+  trace?: CommandTrace;
 }
 
 export interface CommandHandlerOptions {
@@ -152,6 +155,8 @@ export interface CommandHandlerOptions {
   snapshotEvery?: number;
   /** Told when a snapshot cannot be read or written (the command goes on without it). */
   onSnapshotError?: (error: unknown, stream: string) => void;
+  /** Metrics and tracing (observability/command-observer.ts). */
+  hooks?: CommandHooks;
 }
 
 interface CommandJob<C, S> {
@@ -193,6 +198,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
   private readonly snapshots: SnapshotStore | undefined;
   private readonly snapshotEvery: bigint;
   private readonly onSnapshotError: (error: unknown, stream: string) => void;
+  private readonly hooks: CommandHooks;
 
   constructor(
     private readonly aggregate: Aggregate<C, E, S, R>,
@@ -210,6 +216,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     this.snapshots = options.snapshots;
     this.snapshotEvery = BigInt(options.snapshotEvery ?? 100);
     this.onSnapshotError = options.onSnapshotError ?? (() => {});
+    this.hooks = options.hooks ?? {};
   }
 
   /** Decides and appends one command; resolves with the state it left (once durable), or rejects with why not. */
@@ -253,6 +260,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
         }
       }
       const batch = lane.splice(0, size);
+      if (first.kind === "command") this.hooks.batch?.(size);
       try {
         if (first.kind === "read") await this.read(id, first);
         else await this.runCommands(id, batch as Array<CommandJob<C, S>>);
@@ -272,7 +280,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
 
   private async runCommands(id: string, jobs: Array<CommandJob<C, S>>): Promise<void> {
     const stream = this.aggregate.streamOf(id);
-    let loaded = await this.load(id, { refresh: false });
+    let loaded = await this.step("load", jobs, { stream, batchSize: jobs.length, attempt: 1 }, () => this.load(id, { refresh: false }));
     let open = await this.answerOlderThanTheWindow(id, loaded, jobs);
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
@@ -282,7 +290,8 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
         return !job.context.signal?.aborted;
       });
       if (open.length === 0) return;
-      const plan = this.plan(stream, loaded, open, refreshed);
+      const decided = { stream, batchSize: open.length, attempt, expectedRevision: loaded.revision ?? ("no_stream" as const) };
+      const plan = this.step("decide", open, decided, () => this.plan(stream, loaded, open, refreshed));
       if (plan === "refresh") {
         // A lone command's expected revision differs from the cache, which may trail other writers.
         loaded = await this.load(id, { refresh: true });
@@ -293,7 +302,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
       if (plan.newEvents.length === 0) return this.settle(plan.answers);
 
       try {
-        const result = await this.store.append(stream, plan.newEvents, loaded.revision ?? "no_stream");
+        const result = await this.step("append", open, decided, () => this.store.append(stream, plan.newEvents, decided.expectedRevision));
         if (this.applyAppended(id, loaded, plan.appended, result.nextExpectedRevision)) return this.settle(plan.answers);
         // The store says these events were in the stream already, elsewhere than decided here:
         // answer from what the store holds, never from this decision.
@@ -316,7 +325,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
           this.cache.delete(id);
           throw error;
         }
-        loaded = await this.load(id, { refresh: true });
+        loaded = await this.step("load", open, { stream, batchSize: open.length, attempt: attempt + 1 }, () => this.load(id, { refresh: true }));
         refreshed = true;
         const lone = open[0]!;
         const expected = lone.context.expectedRevision;
@@ -383,6 +392,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
       for (const outcome of ["recorded", "rejected"] as const) {
         found ??= await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0, contentKey(outcome, job.fingerprint)));
       }
+      if (found) this.hooks.repeatAnswered?.();
       if (found) await this.answerFromHistory(id, job, found.revision);
       else open.push(job);
     }
@@ -413,6 +423,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
       const { commandId, expectedRevision } = job.context;
       const previous = loaded.recentCommands.get(commandId);
       const inBatch = decided.get(commandId);
+      if (previous || inBatch) this.hooks.repeatAnswered?.();
       if (previous) {
         answers.push({ job, ...this.answerOf(id, loaded.state, job, previous) });
         continue;
@@ -457,6 +468,11 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     return { newEvents, appended, answers };
   }
 
+  /** Runs a step through the hooks (spans), when there are any. */
+  private step<T>(step: CommandStep, jobs: Array<CommandJob<C, S>>, info: CommandStepInfo, run: () => T): T {
+    return this.hooks.step ? this.hooks.step(step, jobs.map((job) => job.context), info, run) : run();
+  }
+
   private settle(answers: Array<Answer<C, S>>): void {
     for (const answer of answers) {
       if ("snapshot" in answer) answer.job.resolve(answer.snapshot);
@@ -495,6 +511,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
    */
   private async load(id: string, { refresh }: { refresh: boolean }): Promise<LoadedAggregate<S, R>> {
     const cached = this.cache.get(id);
+    this.hooks.cacheLookup?.(cached !== undefined);
     if (cached && !refresh) return cached;
     let loaded: LoadedAggregate<S, R>;
     try {
@@ -521,6 +538,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     const stream = this.aggregate.streamOf(id);
     try {
       const stored = await this.snapshots.read(stream);
+      this.hooks.snapshotRead?.(stored ? "found" : "none");
       // An older version's snapshot is upcast; one that cannot be is ignored (replayed instead), never misread.
       return stored && codec.decode(stored, this.idempotencyWindow);
     } catch (error) {
@@ -537,7 +555,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     loaded.snapshotRevision = loaded.revision;
     // Encoded now: the lane goes on changing `loaded` while the write is in flight.
     const snapshot = { stream, revision: loaded.revision, version: codec.version, state: codec.encode(loaded) };
-    this.snapshots.write(snapshot).catch((error: unknown) => this.onSnapshotError(error, stream));
+    this.snapshots.write(snapshot).then(() => this.hooks.snapshotWritten?.(), (error: unknown) => this.onSnapshotError(error, stream));
   }
 
   private async catchUp(id: string, loaded: LoadedAggregate<S, R>): Promise<void> {
@@ -591,6 +609,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
         causationId: context.causationId,
         schemaVersion,
         ...(context.principal === undefined ? {} : { principal: context.principal }),
+        ...(context.trace === undefined ? {} : { traceId: context.trace.traceId, spanId: context.trace.spanId }),
       },
     };
   }

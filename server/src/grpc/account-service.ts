@@ -110,6 +110,7 @@ function commandContext(request: { commandId: string; expectedRevision?: bigint 
     causationId: request.commandId,
     signal: context.signal,
     ...(context.principal === undefined ? {} : { principal: context.principal }),
+    ...(context.trace === undefined ? {} : { trace: context.trace }),
     ...(request.expectedRevision === undefined ? {} : { expectedRevision: request.expectedRevision }),
   };
 }

@@ -44,6 +44,7 @@ export interface GrpcServerOptions extends AccountServiceDependencies {
   authenticate?: RpcRuntime["authenticate"];
   /** bank.v1.TransferService; absent: not served. */
   transfers?: Transfers;
+  observer?: RpcRuntime["observer"];
 }
 
 export interface RunningServer {
@@ -90,6 +91,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     logger,
     streams: new Set(),
     ...(options.authenticate ? { authenticate: options.authenticate } : {}),
+    ...(options.observer ? { observer: options.observer } : {}),
   };
   const server = new Server({
     // A hard cap above our own limit, so oversize requests still reach the guard and get a reason.

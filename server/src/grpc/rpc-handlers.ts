@@ -7,7 +7,9 @@
 import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { once } from "node:events";
 import type { Logger } from "pino";
+import type { CommandTrace } from "../app/command-hooks.js";
 import { CommandCancelledError } from "../app/errors.js";
+import type { RpcObservation, RpcObserver } from "../observability/rpc-observer.js";
 import { rejectionOf } from "./request-guard.js";
 import { mapError, toServiceError, type MappedStatus } from "./status-mapping.js";
 
@@ -19,6 +21,8 @@ export interface CallContext {
   principal: string | undefined;
   /** Extra fields for this call's log line. */
   log: Record<string, unknown>;
+  /** The call's server span, when tracing is on. */
+  trace?: CommandTrace;
 }
 
 /** A server-stream source the wrapper pulls from; `close` releases it. */
@@ -35,6 +39,8 @@ export interface RpcRuntime {
   authenticate?: (rpc: string, metadata: Metadata) => string;
   /** Open server streams, ended by a graceful shutdown. */
   streams: Set<{ end(reason: MappedStatus): void }>;
+  /** Metrics and tracing of every call (observability/rpc-observer.ts). */
+  observer?: RpcObserver;
 }
 
 export function unary<Req, Res>(
@@ -44,10 +50,11 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = performance.now();
-    const { context, dispose, denied } = callContext(runtime, rpc, call);
+    const { context, dispose, denied, observation } = callContext(runtime, rpc, "unary", call);
     const respond = (error: unknown, response?: Res) => {
       dispose();
       const mapped = error === undefined ? undefined : mapError(error);
+      observation?.end(mapped?.code ?? status.OK);
       logCall(runtime.logger, rpc, call.request, context, started, mapped, error);
       if (mapped) callback(toServiceError(mapped));
       else callback(null, response);
@@ -69,7 +76,7 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const started = performance.now();
-    const { context, dispose, denied } = callContext(runtime, rpc, call);
+    const { context, dispose, denied, observation } = callContext(runtime, rpc, "server_stream", call);
     let source: MessageSource<Res> | undefined;
     let endedBy: MappedStatus | undefined;
     const handle = {
@@ -85,6 +92,7 @@ export function serverStream<Req, Res>(
       dispose();
       const mapped = endedBy ?? (error === undefined ? undefined : mapError(error));
       const cancelled = call.cancelled;
+      observation?.end(cancelled ? status.CANCELLED : (mapped?.code ?? status.OK));
       logCall(runtime.logger, rpc, call.request, context, started, cancelled ? cancelledStatus : mapped, error);
       if (cancelled) return;
       if (mapped) call.emit("error", toServiceError(mapped));
@@ -100,6 +108,7 @@ export function serverStream<Req, Res>(
       context.signal.addEventListener("abort", stop, { once: true });
       for await (const message of source) {
         if (call.cancelled || endedBy) break;
+        observation?.sent();
         // Flow control: when the client reads slowly, wait instead of buffering.
         if (!call.write(message)) await drainOrCancel(call, context.signal);
       }
@@ -133,8 +142,10 @@ async function drainOrCancel(call: ServerWritableStream<unknown, unknown>, signa
 function callContext(
   runtime: RpcRuntime,
   rpc: string,
+  type: "unary" | "server_stream",
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
-): { context: CallContext; dispose: () => void; denied: unknown } {
+): { context: CallContext; dispose: () => void; denied: unknown; observation: RpcObservation | undefined } {
+  const observation = runtime.observer?.start(rpc, type, call.metadata);
   const controller = new AbortController();
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
@@ -167,10 +178,12 @@ function callContext(
     correlationId: typeof correlation === "string" && correlation.length > 0 ? correlation.slice(0, 128) : undefined,
     principal,
     log: {},
+    ...(observation?.trace ? { trace: observation.trace } : {}),
   };
   return {
     context,
     denied,
+    observation,
     dispose: () => {
       clearTimeout(timer);
       call.off("cancelled", onCancelled);
@@ -196,6 +209,7 @@ function logCall(
   };
   if (context.correlationId) fields.correlationId = context.correlationId;
   if (context.principal) fields.principal = context.principal;
+  if (context.trace) fields.traceId = context.trace.traceId;
   if (mapped) fields.reason = mapped.reason;
   if (mapped?.code === status.INTERNAL) logger.error({ ...fields, err: error }, "rpc failed");
   else logger.info(fields, "rpc");

@@ -16,6 +16,9 @@ export interface EventMetadata {
   principal?: string;
   /** Version of the data's shape for this event type; absent (events of 0.1.0): 1. See app/event-codec.ts. */
   schemaVersion?: number;
+  /** W3C trace and span id of the RPC that caused the event, when tracing is on. */
+  traceId?: string;
+  spanId?: string;
 }
 
 export interface NewEvent {

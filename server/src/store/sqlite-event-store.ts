@@ -55,6 +55,8 @@ export interface SqliteEventStoreOptions {
    * wait is a retry off the event loop, never a block inside SQLite.
    */
   lockTimeoutMs?: number;
+  /** Told the number of appends in each group commit (metrics). */
+  onGroupCommit?: (appends: number) => void;
 }
 
 /** What SQLite itself may wait for a lock, blocking the thread; longer waits are retries on timers. */
@@ -130,7 +132,7 @@ export class SqliteEventStore implements EventStore {
     allAfterWithPrefix: Database.Statement<[bigint, string, string, number], EventRow>;
   };
 
-  constructor(path: string, options: SqliteEventStoreOptions = {}) {
+  constructor(path: string, private readonly options: SqliteEventStoreOptions = {}) {
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
     this.pageSize = options.pageSize ?? 256;
     this.maxGroupSize = options.maxGroupSize ?? 16;
@@ -232,6 +234,7 @@ export class SqliteEventStore implements EventStore {
     this.lockRetries = 0;
     if (this.pending.length > 0) setImmediate(this.flush);
     this.appended.emit("append");
+    this.options.onGroupCommit?.(batch.length);
     for (const [index, append] of batch.entries()) {
       const outcome = outcomes[index]!;
       if (outcome.ok) append.resolve(outcome.result);
