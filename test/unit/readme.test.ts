@@ -28,7 +28,8 @@ const sentReasons = new Set(REASON_PATTERNS.flatMap((pattern) => [...code.matchA
 for (const union of code.matchAll(/readonly reason:((?:\s*\|\s*"[A-Z_]+")+)/g)) {
   for (const reason of union[1]!.matchAll(/"([A-Z_]+)"/g)) sentReasons.add(reason[1]!);
 }
-const sentCodes = new Set([...code.matchAll(/\bstatus\.([A-Z][A-Z_]+)\b/g)].map((match) => match[1]!));
+// OK is success, not an error the table lists.
+const sentCodes = new Set([...code.matchAll(/\bstatus\.([A-Z][A-Z_]+)\b/g)].map((match) => match[1]!).filter((name) => name !== "OK"));
 
 const readme = readFileSync("README.md", "utf8");
 const section = readme.slice(readme.indexOf("## Status codes"), readme.indexOf("\n## ", readme.indexOf("## Status codes") + 1));
