@@ -10,12 +10,15 @@
  * during `durationMs`, then stops issuing and waits for what is in flight.
  */
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { AccountServiceClient, type DepositResponse } from "../client/src/gen/bank/v1/account_service.js";
+import { AccountServiceClient } from "../client/src/gen/bank/v1/account_service.js";
+import { TransferServiceClient } from "../client/src/gen/bank/v1/transfer_service.js";
 
 export interface RoundRequest {
   type: "round";
-  /** Deposits go round-robin over these accounts. */
+  /** Deposits go round-robin over these accounts; transfers from each to the next. */
   accounts: string[];
+  /** Default: deposit. */
+  operation?: "deposit" | "transfer";
   concurrency: number;
   warmupMs: number;
   durationMs: number;
@@ -35,15 +38,23 @@ export type LoadMessage = { type: "setup"; address: string; accounts: string[] }
 export type LoadReply = { type: "ready" } | { type: "done"; result: RoundResult } | { type: "error"; message: string };
 
 let client: AccountServiceClient | undefined;
+let transfers: TransferServiceClient | undefined;
 let round = 0;
 
-function deposit(accountId: string, commandId: string, callback: (error: ServiceError | null, response?: DepositResponse) => void): void {
+function deposit(accountId: string, commandId: string, callback: (error: ServiceError | null) => void): void {
   client!.deposit({ accountId, amount: 1n, commandId }, new Metadata(), {}, callback);
+}
+
+/** 1 from `from` to `to` (accounts are funded in setup, so nothing is refused). */
+function transfer(from: string, to: string, transferId: string, callback: (error: ServiceError | null) => void): void {
+  transfers!.transferMoney({ transferId, fromAccountId: from, toAccountId: to, amount: 1n }, new Metadata(), {}, callback);
 }
 
 async function setup(address: string, accounts: string[]): Promise<void> {
   client?.close();
   client = new AccountServiceClient(address, credentials.createInsecure());
+  transfers?.close();
+  transfers = new TransferServiceClient(address, credentials.createInsecure());
   await Promise.all(
     accounts.map(
       (accountId) =>
@@ -52,6 +63,15 @@ async function setup(address: string, accounts: string[]): Promise<void> {
             // An account left open by an earlier setup is fine.
             error && error.code !== 6 ? reject(error) : resolve(),
           ),
+        ),
+    ),
+  );
+  // Funds for transfer rounds (the same command id each setup: applied once).
+  await Promise.all(
+    accounts.map(
+      (accountId) =>
+        new Promise<void>((resolve, reject) =>
+          client!.deposit({ accountId, amount: 1_000_000_000n, commandId: `fund-${accountId}` }, (error) => (error ? reject(error) : resolve())),
         ),
     ),
   );
@@ -88,7 +108,12 @@ function runRound(request: RoundRequest): Promise<RoundResult> {
       }
       const n = counter++;
       inFlight += 1;
-      deposit(request.accounts[n % request.accounts.length]!, prefix + n, (error) => {
+      const accounts = request.accounts;
+      const send =
+        request.operation === "transfer"
+          ? (done: (error: ServiceError | null) => void) => transfer(accounts[n % accounts.length]!, accounts[(n + 1) % accounts.length]!, `t${prefix}${n}`, done)
+          : (done: (error: ServiceError | null) => void) => deposit(accounts[n % accounts.length]!, prefix + n, done);
+      send((error) => {
         inFlight -= 1;
         const now = performance.now();
         if (sent >= measureFrom && now <= stopAt) {

@@ -149,6 +149,37 @@ async function throughput(): Promise<void> {
   }
   print("", `Server RSS after the rounds: ${targets.map((t) => `${t.name} ${t.server.rssMiB()} MiB`).join(", ")}.`, "");
   observabilityCost(targets);
+  await transferRate(targets.find((target) => target.name === "eventbank")!);
+}
+
+/**
+ * Transfers between the 64 accounts (each to the next), 64 in flight, on the
+ * default eventbank, in rounds alternating with its Deposit rounds; the ratio
+ * is against that server's Deposit rate of the adjacent round (same run).
+ */
+async function transferRate(target: Target): Promise<void> {
+  const deposits: RoundResult[] = [];
+  const transfers: RoundResult[] = [];
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const operation of ["deposit", "transfer"] as const) {
+      const result = await target.load.round({ accounts: SPREAD_ACCOUNTS, operation, concurrency: CONCURRENCY, warmupMs: settings.warmupMs, durationMs: settings.durationMs });
+      if (result.errors > 0) problems.push(`${target.name} ${operation}s: ${result.errors} errors, first: ${result.firstError}`);
+      if (!(result.ok > 0)) problems.push(`${target.name} ${operation}s: no OK responses`);
+      (operation === "deposit" ? deposits : transfers).push(result);
+    }
+  }
+  const ratio = median(transfers.map((t, i) => t.okPerSecond / deposits[i]!.okPerSecond));
+  print(
+    `### Transfers between 64 accounts, ${CONCURRENCY} in flight, against Deposits on the same server (${settings.rounds} alternating rounds)`,
+    "",
+    "| operation | OK/s (median) | p50 ms | p99 ms | ratio to Deposits |",
+    "|---|---:|---:|---:|---:|",
+    `| Deposit | ${fmt(median(deposits.map((r) => r.okPerSecond)), 0)} | ${fmt(median(deposits.map((r) => r.p50Ms)), 2)} | ${fmt(median(deposits.map((r) => r.p99Ms)), 2)} | 1 |`,
+    `| TransferMoney (completed) | ${fmt(median(transfers.map((r) => r.okPerSecond)), 0)} | ${fmt(median(transfers.map((r) => r.p50Ms)), 2)} | ${fmt(median(transfers.map((r) => r.p99Ms)), 2)} | **${fmt(ratio, 2)}x** |`,
+    "",
+    "A transfer is five appends (request, reserve, credit, capture, complete) on three streams, each durable before the next.",
+    "",
+  );
 }
 
 /** Throughput of the observability variants against eventbank with metrics off, round by round (same run, same machine). */

@@ -288,3 +288,74 @@ describe("transfers: random mixes over two servers with kills (sqlite)", () => {
     console.log(`[reliability] transfer mixes: ${commands} commands, ${transfersSent} transfer requests, ${kills} server kills; every transfer final, money conserved`);
   }, size(180_000, 1_800_000));
 });
+
+// ------------------------------------------------------------------ many transfers at once over two servers
+
+describe.each([
+  { kind: "sqlite" as const, available: true },
+  { kind: "esdb" as const, available: esdbDouble !== undefined },
+])("transfers at once over two servers ($kind)", ({ kind, available }) => {
+  it.skipIf(!available)(
+    "moves money in both directions, out of one account racing its withdrawals, between 32 accounts: nothing negative, nothing twice, money conserved",
+    async () => {
+      const env = await storeEnv(kind);
+      const nodes = await Promise.all([startNode(env), startNode(env)]);
+      const run = randomUUID().slice(0, 6);
+      const ids = Array.from({ length: 32 }, (_, i) => `par-${run}-${i}`);
+      for (const [i, id] of ids.entries()) await open(nodes[i % 2]!, id, "EUR", 1_000n);
+      const inflow = 1_000n * BigInt(ids.length);
+      const total = size(400, 4_000);
+      const outcomes = { completed: 0, failed: 0, other: 0, retried: 0, withdrawals: 0 };
+      let next = 0;
+      const worker = async (w: number) => {
+        for (let n = next++; n < total; n = next++) {
+          const node = nodes[n % 2]!;
+          // A -> B and B -> A at once (pairs), and account 0 a hot source that its own withdrawals race.
+          const from = n % 5 === 0 ? ids[0]! : ids[(n * 7) % ids.length]!;
+          const to = n % 2 === 0 ? ids[(n * 7 + 1) % ids.length]! : ids[(n * 7 + ids.length - 1) % ids.length]!;
+          if (from === to) continue;
+          const request = { transferId: `par-${run}-${n}`, fromAccountId: from, toAccountId: to, amount: BigInt(1 + (n % 300)) };
+          // A client retries "not decided, try again" (ABORTED after the server's own retries, UNAVAILABLE) with the same transfer id.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await unaryCall(nodes[(n + attempt - 1) % 2]!.transfers, nodes[(n + attempt - 1) % 2]!.transfers.transferMoney, request);
+              outcomes.completed++;
+            } catch (error) {
+              const code = (error as ServiceError).code;
+              if (code === status.FAILED_PRECONDITION) outcomes.failed++;
+              else if ((code === status.ABORTED || code === status.UNAVAILABLE) && attempt < 8) {
+                outcomes.retried++;
+                continue;
+              } else outcomes.other++;
+            }
+            break;
+          }
+          if (w % 4 === 0) {
+            const withdraw = call(node.accounts, node.accounts.withdraw, { accountId: ids[0]!, amount: 50n, commandId: `w-${run}-${n}` }, { deadline: deadline(20_000) });
+            await withdraw.then(() => outcomes.withdrawals++, () => {});
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 48 }, (_, w) => worker(w)));
+      expect(outcomes.other, JSON.stringify(outcomes)).toBe(0);
+      let posted = 0n;
+      let outflow = 0n;
+      for (const id of ids) {
+        const events = await readAllEvents(nodes[0]!.accounts, id);
+        const folded = fold(id, events); // throws if an available balance ever went below zero
+        expect(folded.available, `${id}: a hold left behind`).toBe(folded.posted);
+        for (const node of nodes) expect(await balanceOf(node, id)).toMatchObject({ balance: folded.posted, availableBalance: folded.available });
+        // Each transfer leg once per transfer id.
+        const legs = events.filter((event) => event.commandId.startsWith("transfer:")).map((event) => event.commandId);
+        expect(new Set(legs).size, id).toBe(legs.length);
+        for (const event of events) if (event.payload?.$case === "withdrawn") outflow += event.payload.value.amount;
+        posted += folded.posted;
+      }
+      expect(posted).toBe(inflow - outflow);
+      console.log(
+        `[reliability] transfers at once (${kind}): ${total} transfers over 2 servers between 32 accounts, 48 clients: ${outcomes.completed} completed, ${outcomes.failed} refused, ${outcomes.retried} client retries, ${outcomes.withdrawals} racing withdrawals; money conserved`,
+      );
+    },
+    size(120_000, 900_000),
+  );
+});
