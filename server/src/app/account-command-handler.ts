@@ -56,9 +56,9 @@ export class AccountCommandHandler {
     return snapshotOf(loaded);
   }
 
-  /** Current state, read through to the store so writes by other processes show. */
-  async getAccount(accountId: string): Promise<AccountSnapshot> {
-    return snapshotOf(await this.runtime.get(accountId));
+  /** Current state, read through to the store so writes by other processes show (or, with `cached`, as cached). */
+  async getAccount(accountId: string, options: { cached?: boolean } = {}): Promise<AccountSnapshot> {
+    return snapshotOf(await this.runtime.get(accountId, options));
   }
 }
 

@@ -170,6 +170,8 @@ interface CommandJob<C, S> {
 
 interface ReadJob<S> {
   kind: "read";
+  /** Read through to the store (false: the cached state may do). */
+  refresh: boolean;
   resolve: (snapshot: Loaded<S>) => void;
   reject: (error: unknown) => void;
 }
@@ -228,10 +230,14 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     return new Promise((resolve, reject) => this.enqueue(id, { kind: "command", command, context, fingerprint, resolve, reject }));
   }
 
-  /** Current state, read through to the store so writes by other processes show. */
-  async get(id: string): Promise<Loaded<S>> {
+  /**
+   * Current state, read through to the store so writes by other processes
+   * show; with `{ cached: true }` the cached state may answer (for facts that
+   * never change once true, such as that an account exists and its currency).
+   */
+  async get(id: string, options: { cached?: boolean } = {}): Promise<Loaded<S>> {
     this.aggregate.validateId(id);
-    return new Promise((resolve, reject) => this.enqueue(id, { kind: "read", resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue(id, { kind: "read", refresh: !options.cached, resolve, reject }));
   }
 
   private enqueue(id: string, job: Job<C, S>): void {
@@ -273,7 +279,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
   }
 
   private async read(id: string, job: ReadJob<S>): Promise<void> {
-    const loaded = await this.load(id, { refresh: true });
+    const loaded = await this.load(id, { refresh: job.refresh });
     if (!this.aggregate.exists(loaded.state) || loaded.revision === undefined) throw this.aggregate.notFound(id);
     job.resolve({ state: loaded.state, revision: loaded.revision });
   }

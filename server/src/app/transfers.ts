@@ -19,7 +19,7 @@ export interface TransferRequest {
 
 export interface TransfersDependencies {
   /** Reads an account through to the store; throws AccountNotFoundError. */
-  accounts: { getAccount(accountId: string): Promise<AccountSnapshot> };
+  accounts: { getAccount(accountId: string, options?: { cached?: boolean }): Promise<AccountSnapshot> };
   transfers: CommandRuntime<TransferCommand, TransferEvent, TransferState, never>;
   process: TransferProcess;
   now?: () => Date;
@@ -40,6 +40,7 @@ export class Transfers {
   async transferMoney(request: TransferRequest, context: { principal?: string; correlationId?: string; signal?: AbortSignal }): Promise<ExistingTransfer> {
     validateTransferRequest(request);
     const { transferId } = request;
+    let recorded: TransferState;
     const tagged = (error: unknown) => {
       if (error instanceof DomainError) error.metadata.transfer_id = transferId;
       return error;
@@ -47,8 +48,18 @@ export class Transfers {
     try {
       // Both accounts must exist: an unknown account may be opened at any moment, so a step
       // refused for it would not give every run the same answer.
-      const [source] = await Promise.all([this.deps.accounts.getAccount(request.fromAccountId), this.deps.accounts.getAccount(request.toAccountId)]);
-      const command: TransferCommand = { type: "RequestTransfer", ...request, currency: source.account.currency, at: (this.deps.now ?? (() => new Date()))() };
+      // An account that exists keeps existing and keeps its currency, so the cache may answer.
+      const [source] = await Promise.all([
+        this.deps.accounts.getAccount(request.fromAccountId, { cached: true }),
+        this.deps.accounts.getAccount(request.toAccountId, { cached: true }),
+      ]);
+      const command: TransferCommand = {
+        type: "RequestTransfer",
+        ...request,
+        currency: source.account.currency,
+        ...(context.principal === undefined ? {} : { principal: context.principal }),
+        at: (this.deps.now ?? (() => new Date()))(),
+      };
       const commandContext: CommandContext = {
         // The transfer id is the idempotency key: the request is the stream's command "request".
         commandId: "request",
@@ -58,12 +69,13 @@ export class Transfers {
         // Nothing is recorded for a caller that gave up before the request was written.
         ...(context.signal === undefined ? {} : { signal: context.signal }),
       };
-      await this.deps.transfers.execute(command, commandContext);
+      recorded = (await this.deps.transfers.execute(command, commandContext)).state;
     } catch (error) {
       throw tagged(error);
     }
     this.deps.failpoint?.("after-request");
-    const recorded = await this.getTransfer(transferId);
+    if (recorded.status === "none") throw new Error(`transfer ${transferId} recorded without state`);
+    // The process answers with the transfer as read back from the store (its timestamps are the store's).
     const final = this.deps.process.drive(recorded);
     final.catch((error: unknown) => this.deps.onBackgroundError?.(error, transferId));
     const transfer = await untilAborted(final, context.signal);

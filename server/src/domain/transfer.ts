@@ -21,6 +21,8 @@ export type TransferCommand =
       /** The source account's currency. */
       currency: string;
       reference: string;
+      /** Who asked, when authentication is on (stored in the event's metadata). */
+      principal?: string;
       at: Date;
     }
   | { type: "CompleteTransfer"; transferId: string; at: Date }
@@ -81,8 +83,9 @@ export function decideTransfer(command: TransferCommand, state: TransferState): 
       validateTransferRequest(command);
       // A repeated request is answered by the command runtime (same command id); this is a second, different one.
       if (state.status !== "none") throw new ValidationError("INVALID_TRANSFER_ID", "transfer_id", `transfer ${command.transferId} exists already`);
-      const { transferId, fromAccountId, toAccountId, amount, currency, reference } = command;
-      return [{ type: "TransferRequested", data: { transferId, fromAccountId, toAccountId, amount, currency, reference }, at: command.at }];
+      const { transferId, fromAccountId, toAccountId, amount, currency, reference, principal } = command;
+      const data = { transferId, fromAccountId, toAccountId, amount, currency, reference, ...(principal === undefined ? {} : { principal }) };
+      return [{ type: "TransferRequested", data, at: command.at }];
     }
     case "CompleteTransfer":
     case "FailTransfer": {
