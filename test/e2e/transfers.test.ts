@@ -5,11 +5,13 @@
  */
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { createHash, randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TransferStatus } from "../../client/src/gen/bank/v1/transfer.js";
 import { TransferServiceClient } from "../../client/src/gen/bank/v1/transfer_service.js";
 import { startEsdbDouble, type EsdbDouble } from "../support/esdb-double/server.js";
 import { call, connect, rejection } from "../support/grpc-client.js";
+import { FaultyStore, tempSqlitePath } from "../sdk/helpers.js";
 import { startTestServer } from "../support/test-server.js";
 import { describeTransferServiceE2E, unaryCall } from "./transfer-service-suite.js";
 
@@ -110,6 +112,47 @@ describe("the transfer process manager", () => {
       accounts.close();
       transfers.close();
       await server.stop();
+    }
+  });
+});
+
+describe("a transfer past the caller's deadline", () => {
+  it("answers DEADLINE_EXCEEDED, goes on, and the retry with the same transfer_id gives the outcome", async () => {
+    const sqlite = tempSqlitePath();
+    const store = new FaultyStore(sqlite.file);
+    const server = await startTestServer({ store });
+    const accounts = connect(server.address);
+    const transfers = new TransferServiceClient(server.address, credentials.createInsecure());
+    try {
+      for (const id of ["late-from", "late-to"]) await call(accounts, accounts.openAccount, { accountId: id, owner: "Ada", currency: "EUR", commandId: `o-${id}` });
+      await call(accounts, accounts.deposit, { accountId: "late-from", amount: 100n, commandId: "d1" });
+      // Every step of the transfer is slow: the call's 300 ms run out while the money is moving.
+      store.beforeAppend = (stream) => (stream.startsWith("account-") ? new Promise((resolve) => setTimeout(resolve, 200)) : undefined);
+      const request = { transferId: "late-t", fromAccountId: "late-from", toAccountId: "late-to", amount: 40n };
+      const late = await new Promise<unknown>((resolve) =>
+        transfers.transferMoney(request, new Metadata(), { deadline: new Date(Date.now() + 300) }, (error) => resolve(error)),
+      );
+      expect(late).toMatchObject({ code: status.DEADLINE_EXCEEDED });
+      // It goes on without the caller (no retry yet) ...
+      const started = Date.now();
+      let transfer = (await unaryCall(transfers, transfers.getTransfer, { transferId: "late-t" })).transfer!;
+      while (transfer.status === TransferStatus.TRANSFER_STATUS_PENDING && Date.now() - started < 10_000) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        transfer = (await unaryCall(transfers, transfers.getTransfer, { transferId: "late-t" })).transfer!;
+      }
+      expect(transfer.status).toBe(TransferStatus.TRANSFER_STATUS_COMPLETED);
+      // ... and the retry answers the outcome.
+      const retried = await unaryCall(transfers, transfers.transferMoney, request);
+      expect(retried.transfer).toEqual(transfer);
+      expect(retried.transfer?.status).toBe(TransferStatus.TRANSFER_STATUS_COMPLETED);
+      expect((await call(accounts, accounts.getAccount, { accountId: "late-to" })).account?.balance).toBe(40n);
+      expect((await call(accounts, accounts.getAccount, { accountId: "late-from" })).account).toMatchObject({ balance: 60n, availableBalance: 60n });
+    } finally {
+      store.beforeAppend = undefined;
+      accounts.close();
+      transfers.close();
+      await server.stop();
+      rmSync(sqlite.dir, { recursive: true, force: true });
     }
   });
 });

@@ -338,6 +338,21 @@ describe.each([
       };
       await Promise.all(Array.from({ length: 48 }, (_, w) => worker(w)));
       expect(outcomes.other, JSON.stringify(outcomes)).toBe(0);
+      // The same transfer_id 8 times at once, over both servers: one transfer, the same answer to every copy.
+      for (let k = 0; k < 4; k++) {
+        const request = { transferId: `same-${run}-${k}`, fromAccountId: ids[k + 1]!, toAccountId: ids[k + 2]!, amount: 5n };
+        const copies = await Promise.all(
+          Array.from({ length: 8 }, (_, c) =>
+            unaryCall(nodes[c % 2]!.transfers, nodes[c % 2]!.transfers.transferMoney, request).then(
+              (response) => response.transfer!.status,
+              (error: ServiceError) => `code ${error.code}`,
+            ),
+          ),
+        );
+        expect(new Set(copies).size, JSON.stringify(copies)).toBe(1);
+        const legs = (await readAllEvents(nodes[0]!.accounts, request.toAccountId)).filter((event) => event.commandId === `transfer:${request.transferId}:credit`);
+        expect(legs.length <= 1 && (copies[0] === TransferStatus.TRANSFER_STATUS_COMPLETED) === (legs.length === 1)).toBe(true);
+      }
       let posted = 0n;
       let outflow = 0n;
       for (const id of ids) {
