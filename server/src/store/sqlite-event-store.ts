@@ -64,6 +64,15 @@ const WAL_AUTOCHECKPOINT_PAGES = 1000;
 /** A WAL file larger than this is cut back when it restarts after a checkpoint. */
 const JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
 
+/** Positions a prefix subscription looks through per step (a few ms of scanning). */
+const PREFIX_SCAN_RANGE = 16_384n;
+
+/** One step of a subscription: the rows read, and whether it has reached the end of the log. */
+interface Page {
+  rows: EventRow[];
+  caughtUp: boolean;
+}
+
 interface EventRow {
   position: bigint;
   stream: string;
@@ -127,7 +136,8 @@ export class SqliteEventStore implements EventStore {
     backwards: Database.Statement<[string, bigint, number], EventRow>;
     streamAfter: Database.Statement<[string, bigint, number], EventRow>;
     allAfter: Database.Statement<[bigint, number], EventRow>;
-    allAfterWithPrefix: Database.Statement<[bigint, string, string, number], EventRow>;
+    allAfterWithPrefix: Database.Statement<[bigint, bigint, string, string, number], EventRow>;
+    lastPosition: Database.Statement<[], { position: bigint | null }>;
   };
 
   constructor(path: string, options: SqliteEventStoreOptions = {}) {
@@ -173,8 +183,9 @@ export class SqliteEventStore implements EventStore {
       ),
       allAfter: db.prepare("SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?"),
       allAfterWithPrefix: db.prepare(
-        "SELECT * FROM events WHERE position > ? AND substr(stream, 1, length(?)) = ? ORDER BY position ASC LIMIT ?",
+        "SELECT * FROM events WHERE position > ? AND position <= ? AND substr(stream, 1, length(?)) = ? ORDER BY position ASC LIMIT ?",
       ),
+      lastPosition: db.prepare("SELECT MAX(position) AS position FROM events"),
     };
     const appendOne = db.transaction((append: PendingAppend) => this.appendInTransaction(append.stream, append.events, append.expected));
     this.commitGroup = db.transaction((batch: PendingAppend[]) =>
@@ -383,7 +394,7 @@ export class SqliteEventStore implements EventStore {
     return this.track((limit) => {
       const rows = this.statements.streamAfter.all(stream, after, limit);
       if (rows.length > 0) after = rows[rows.length - 1]!.revision;
-      return rows;
+      return { rows, caughtUp: rows.length < limit };
     });
   }
 
@@ -391,17 +402,31 @@ export class SqliteEventStore implements EventStore {
     this.assertOpen();
     let after = options.afterPosition === undefined ? 0n : parsePosition(options.afterPosition);
     const prefix = options.streamPrefix;
+    if (prefix === undefined) {
+      return this.track((limit) => {
+        const rows = this.statements.allAfter.all(after, limit);
+        if (rows.length > 0) after = rows[rows.length - 1]!.position;
+        return { rows, caughtUp: rows.length < limit };
+      });
+    }
+    // The rows of other streams are passed over in bounded ranges of positions, and the
+    // subscription moves past them too: a prefix with few events (transfers among millions of
+    // account events) then costs one pass over the log, not a pass per poll and per append.
     return this.track((limit) => {
-      const rows =
-        prefix === undefined
-          ? this.statements.allAfter.all(after, limit)
-          : this.statements.allAfterWithPrefix.all(after, prefix, prefix, limit);
-      if (rows.length > 0) after = rows[rows.length - 1]!.position;
-      return rows;
+      // Read first: every event at or below it is committed, and every later one comes above it.
+      const last = this.statements.lastPosition.get()?.position ?? 0n;
+      const upTo = last < after + PREFIX_SCAN_RANGE ? last : after + PREFIX_SCAN_RANGE;
+      const rows = upTo > after ? this.statements.allAfterWithPrefix.all(after, upTo, prefix, prefix, limit) : [];
+      if (rows.length === limit) {
+        after = rows[rows.length - 1]!.position;
+        return { rows, caughtUp: false };
+      }
+      if (upTo > after) after = upTo;
+      return { rows, caughtUp: upTo >= last };
     });
   }
 
-  private track(readPage: (limit: number) => EventRow[]): Subscription {
+  private track(readPage: (limit: number) => Page): Subscription {
     const subscription = new PolledSubscription(readPage, this.pageSize, this.pollIntervalMs, this.appended, () =>
       this.subscriptions.delete(subscription),
     );
@@ -428,7 +453,7 @@ class PolledSubscription implements Subscription {
   private wake: (() => void) | undefined;
 
   constructor(
-    private readonly readPage: (limit: number) => EventRow[],
+    private readonly readPage: (limit: number) => Page,
     private readonly pageSize: number,
     private readonly pollIntervalMs: number,
     private readonly appended: EventEmitter,
@@ -439,17 +464,20 @@ class PolledSubscription implements Subscription {
     let caughtUp = false;
     try {
       while (!this.closed) {
-        const rows = this.readPage(this.pageSize);
-        for (const row of rows) {
+        const page = this.readPage(this.pageSize);
+        for (const row of page.rows) {
           yield { type: "event", event: toRecordedEvent(row) };
           if (this.closed) return;
         }
-        if (rows.length < this.pageSize) {
+        if (page.caughtUp) {
           if (!caughtUp) {
             caughtUp = true;
             yield { type: "caught_up" };
           }
           await this.waitForAppend();
+        } else if (page.rows.length === 0) {
+          // Passing over other streams' events: let the event loop run between steps.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
       }
     } finally {
