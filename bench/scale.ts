@@ -311,7 +311,7 @@ function percentile(values: number[], q: number): number {
  * SubscribeAll from the start until `count` events arrived. The messages are
  * counted, not decoded, so the bench process spends little of the shared CPU.
  */
-function catchUp(address: string, count: number): Promise<{ seconds: number }> {
+export function catchUp(address: string, count: number): Promise<{ seconds: number }> {
   const client = new Client(address, credentials.createInsecure());
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -345,7 +345,7 @@ function catchUp(address: string, count: number): Promise<{ seconds: number }> {
 }
 
 /** The same rows read in position order in this process, data and metadata parsed: what a catch-up cannot beat. */
-function rawScan(file: string, count: number): { seconds: number } {
+export function rawScan(file: string, count: number): { seconds: number } {
   const db = new Database(file, { readonly: true });
   try {
     db.defaultSafeIntegers(true);

@@ -182,8 +182,9 @@ export class SqliteEventStore implements EventStore {
         "SELECT * FROM events WHERE stream = ? AND revision > ? ORDER BY revision ASC LIMIT ?",
       ),
       allAfter: db.prepare("SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?"),
+      // The stream's prefix as a range of names (cheaper per row than substr), see prefixRange.
       allAfterWithPrefix: db.prepare(
-        "SELECT * FROM events WHERE position > ? AND position <= ? AND substr(stream, 1, length(?)) = ? ORDER BY position ASC LIMIT ?",
+        "SELECT * FROM events WHERE position > ? AND position <= ? AND stream >= ? AND stream < ? ORDER BY position ASC LIMIT ?",
       ),
       lastPosition: db.prepare("SELECT MAX(position) AS position FROM events"),
     };
@@ -412,11 +413,12 @@ export class SqliteEventStore implements EventStore {
     // The rows of other streams are passed over in bounded ranges of positions, and the
     // subscription moves past them too: a prefix with few events (transfers among millions of
     // account events) then costs one pass over the log, not a pass per poll and per append.
+    const [from, below] = prefixRange(prefix);
     return this.track((limit) => {
       // Read first: every event at or below it is committed, and every later one comes above it.
       const last = this.statements.lastPosition.get()?.position ?? 0n;
       const upTo = last < after + PREFIX_SCAN_RANGE ? last : after + PREFIX_SCAN_RANGE;
-      const rows = upTo > after ? this.statements.allAfterWithPrefix.all(after, upTo, prefix, prefix, limit) : [];
+      const rows = upTo > after ? this.statements.allAfterWithPrefix.all(after, upTo, from, below, limit) : [];
       if (rows.length === limit) {
         after = rows[rows.length - 1]!.position;
         return { rows, caughtUp: false };
@@ -518,6 +520,17 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
     metadata: JSON.parse(row.metadata) as RecordedEvent["metadata"],
     created: new Date(Number(row.created_at)),
   };
+}
+
+/**
+ * The names starting with `prefix`, as [from, below): SQLite compares text as
+ * UTF-8 bytes, which orders like UTF-16 code units below U+0080, so raising
+ * the prefix's last character by one is the first name past them. Other
+ * prefixes are not needed here and are refused.
+ */
+function prefixRange(prefix: string): [string, string] {
+  if (!/^[\x20-\x7e]+$/.test(prefix)) throw new RangeError(`stream prefix must be printable ASCII: ${JSON.stringify(prefix)}`);
+  return [prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)];
 }
 
 /** Positions are SQLite integer keys: a decimal in 0..2^63-1. */
