@@ -2,7 +2,7 @@
  * A load process (forked by bench/run.ts, driven over IPC): one generated
  * client, a fixed number of Deposits in flight, unique command ids.
  *
- *   -> { type: "setup", address, accounts }     opens the accounts
+ *   -> { type: "setup", address, accounts, fund? }  opens the accounts (and funds them for transfer rounds)
  *   -> { type: "round", accounts, concurrency, warmupMs, durationMs }
  *   <- { type: "done", result }  /  { type: "error", message }
  *
@@ -34,7 +34,7 @@ export interface RoundResult {
   p99Ms: number;
 }
 
-export type LoadMessage = { type: "setup"; address: string; accounts: string[] } | RoundRequest;
+export type LoadMessage = { type: "setup"; address: string; accounts: string[]; fund?: boolean } | RoundRequest;
 export type LoadReply = { type: "ready" } | { type: "done"; result: RoundResult } | { type: "error"; message: string };
 
 let client: AccountServiceClient | undefined;
@@ -50,22 +50,26 @@ function transfer(from: string, to: string, transferId: string, callback: (error
   transfers!.transferMoney({ transferId, fromAccountId: from, toAccountId: to, amount: 1n }, new Metadata(), {}, callback);
 }
 
-async function setup(address: string, accounts: string[]): Promise<void> {
+async function setup(address: string, accounts: string[], fund = false): Promise<void> {
   client?.close();
   client = new AccountServiceClient(address, credentials.createInsecure());
   transfers?.close();
   transfers = new TransferServiceClient(address, credentials.createInsecure());
-  await Promise.all(
-    accounts.map(
-      (accountId) =>
-        new Promise<void>((resolve, reject) =>
-          client!.openAccount({ accountId, owner: "Bench", currency: "EUR", commandId: `open-${accountId}` }, (error) =>
-            // An account left open by an earlier setup is fine.
-            error && error.code !== 6 ? reject(error) : resolve(),
+  // 64 at a time: the scale bench opens (and so loads) tens of thousands of accounts.
+  for (let i = 0; i < accounts.length; i += 64) {
+    await Promise.all(
+      accounts.slice(i, i + 64).map(
+        (accountId) =>
+          new Promise<void>((resolve, reject) =>
+            client!.openAccount({ accountId, owner: "Bench", currency: "EUR", commandId: `open-${accountId}` }, (error) =>
+              // An account left open by an earlier setup (or seeded) is fine.
+              error && error.code !== 6 ? reject(error) : resolve(),
+            ),
           ),
-        ),
-    ),
-  );
+      ),
+    );
+  }
+  if (!fund) return;
   // Funds for transfer rounds (the same command id each setup: applied once).
   await Promise.all(
     accounts.map(
@@ -144,7 +148,7 @@ function percentiles(values: number[]): { p50Ms: number; p99Ms: number } {
 
 process.on("message", (message: LoadMessage) => {
   const reply = (value: LoadReply) => process.send!(value);
-  const work = message.type === "setup" ? setup(message.address, message.accounts).then(() => reply({ type: "ready" })) : runRound(message).then((result) => reply({ type: "done", result }));
+  const work = message.type === "setup" ? setup(message.address, message.accounts, message.fund).then(() => reply({ type: "ready" })) : runRound(message).then((result) => reply({ type: "done", result }));
   work.catch((error: unknown) => reply({ type: "error", message: error instanceof Error ? error.message : String(error) }));
 });
 process.on("disconnect", () => {

@@ -82,7 +82,8 @@ function freePort(): Promise<number> {
 }
 
 export interface LoadChild {
-  setup(address: string, accounts: string[]): Promise<void>;
+  /** Opens the accounts; `fund`: deposits enough for transfer rounds too. */
+  setup(address: string, accounts: string[], fund?: boolean): Promise<void>;
   round(request: Omit<RoundRequest, "type">): Promise<RoundResult>;
   cpuMs(): number;
   stop(): void;
@@ -106,7 +107,7 @@ export function startLoad(): LoadChild {
       child.send(message);
     });
   return {
-    setup: async (address, accounts) => void (await ask({ type: "setup", address, accounts })),
+    setup: async (address, accounts, fund = false) => void (await ask({ type: "setup", address, accounts, fund })),
     round: async (request) => {
       const reply = await ask({ type: "round", ...request });
       if (reply.type !== "done") throw new Error(`unexpected reply ${reply.type}`);

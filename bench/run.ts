@@ -20,16 +20,23 @@
  * results into docs/performance.md between the bench markers.
  */
 import { credentials, type ServiceError } from "@grpc/grpc-js";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { AccountServiceClient } from "../client/src/gen/bank/v1/account_service.js";
 import type { RoundResult } from "./load.js";
-import { ROOT, startLoad, startServer, type LoadChild, type ServerChild } from "./processes.js";
+import { writeDocsSection } from "./docs.js";
+import { cpuModel, fmt, median } from "./format.js";
 import { startOtlpSink, type OtlpSink } from "./otlp-sink.js";
+import { startLoad, startServer, type LoadChild, type ServerChild } from "./processes.js";
 import { seedStreams } from "./seed.js";
 
 const args = process.argv.slice(2);
+if (args.includes("--scale")) {
+  // The scale bench (bench/scale.ts): a large store, on demand.
+  const { runScale } = await import("./scale.js");
+  process.exit(await runScale(args));
+}
 const quick = args.includes("--quick");
 const entry = optionValue("--entry") ?? "server/src/main.ts";
 const command = `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`;
@@ -74,7 +81,7 @@ if (problems.length > 0) {
   process.stderr.write(`bench failed:\n${problems.join("\n")}\n`);
   process.exit(1);
 }
-if (!quick) writeDocs(report.join("\n"));
+if (!quick) writeDocsSection(report.join("\n"), "bench");
 
 // ---------------------------------------------------------------------------
 
@@ -92,7 +99,7 @@ async function throughput(): Promise<void> {
     servers.push(server);
     const load = startLoad();
     loads.push(load);
-    await load.setup(server.address, [...SPREAD_ACCOUNTS, ...HOT_ACCOUNT]);
+    await load.setup(server.address, [...SPREAD_ACCOUNTS, ...HOT_ACCOUNT], name === "eventbank");
     targets.push({ name, server, load, results: { spread: [], hot: [] } });
   };
   await add("grpc-js echo", "bench/echo-server.ts", {});
@@ -306,16 +313,6 @@ async function timedDeposit(client: AccountServiceClient, accountId: string, com
   return performance.now() - started;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function fmt(value: number, digits: number): string {
-  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
 function print(...lines: string[]): void {
   for (const line of lines) {
     report.push(line);
@@ -323,31 +320,7 @@ function print(...lines: string[]): void {
   }
 }
 
-function cpuModel(): string {
-  const match = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
-  return match?.[1]?.trim() ?? "unknown CPU";
-}
-
 function optionValue(name: string): string | undefined {
   const found = args.find((arg) => arg.startsWith(`${name}=`));
   return found?.slice(name.length + 1);
-}
-
-/** Replaces the generated part of docs/performance.md, keeping the hand-written rest. */
-function writeDocs(results: string): void {
-  const path = join(ROOT, "docs/performance.md");
-  const begin = "<!-- bench:begin (written by npm run bench) -->";
-  const end = "<!-- bench:end -->";
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    text = `# Performance\n\n${begin}\n${end}\n`;
-  }
-  const from = text.indexOf(begin);
-  const to = text.indexOf(end);
-  const block = `${begin}\n${results}\n${end}`;
-  text = from >= 0 && to > from ? text.slice(0, from) + block + text.slice(to + end.length) : `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(path, text);
-  process.stdout.write(`wrote ${path}\n`);
 }

@@ -31,6 +31,8 @@ export interface Config {
   cacheSize: number;
   /** Idempotency-window entries all cached accounts may hold together. */
   cacheMaxCommands: number;
+  /** Estimated bytes all cached accounts may hold together. */
+  cacheMaxBytes: number;
   /** Events between snapshots of an account; 0: no snapshots. */
   snapshotEvery: number;
   idempotencyWindow: number;
@@ -112,6 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: integer(env, "EVENTBANK_MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     cacheSize: integer(env, "EVENTBANK_CACHE_SIZE", 10_000, 0, 10_000_000),
     cacheMaxCommands: integer(env, "EVENTBANK_CACHE_MAX_COMMANDS", 1_000_000, 0, 1_000_000_000),
+    cacheMaxBytes: integer(env, "EVENTBANK_CACHE_MAX_BYTES", 256 * 1024 * 1024, 0, 2 ** 44),
     snapshotEvery: integer(env, "EVENTBANK_SNAPSHOT_EVERY", 100, 0, 1_000_000_000),
     idempotencyWindow: integer(env, "EVENTBANK_IDEMPOTENCY_WINDOW", 1_000, 1, 1_000_000),
     maxAttempts: integer(env, "EVENTBANK_MAX_ATTEMPTS", 5, 1, 100),

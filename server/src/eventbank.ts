@@ -89,6 +89,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
   const commands = new AccountCommandHandler(eventStore, {
     cacheSize: config.cacheSize,
     cacheMaxCommands: config.cacheMaxCommands,
+    cacheMaxBytes: config.cacheMaxBytes,
     idempotencyWindow: config.idempotencyWindow,
     maxAttempts: config.maxAttempts,
     snapshots,

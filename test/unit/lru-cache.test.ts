@@ -27,6 +27,20 @@ describe("LruCache", () => {
     expect([cache.get("a"), cache.size, cache.weight]).toEqual([undefined, 1, 20]);
   });
 
+  it("keeps the estimated bytes under their budget, the least recently used going first", () => {
+    const cache = new LruCache<string, string>(100, { sizeOf: (v) => 100 + v.length, maxBytes: 350 });
+    cache.set("a", "x".repeat(20));
+    cache.set("b", "x".repeat(20));
+    cache.set("c", "x".repeat(20));
+    expect(cache.bytes).toBe(240); // two of 120 bytes fit in 350: the third pushed a out
+    expect([cache.get("a"), cache.size]).toEqual([undefined, 2]);
+    cache.get("b"); // b is now the most recent
+    cache.set("d", "x".repeat(50)); // 150: c (least recently used) goes
+    expect([cache.get("c"), cache.get("b") !== undefined, cache.get("d") !== undefined, cache.bytes]).toEqual([undefined, true, true, 270]);
+    cache.delete("b");
+    expect(cache.bytes).toBe(150);
+  });
+
   it("stores nothing with a size of 0", () => {
     const cache = new LruCache<string, number>(0);
     cache.set("a", 1);

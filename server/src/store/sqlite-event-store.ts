@@ -66,6 +66,15 @@ const WAL_AUTOCHECKPOINT_PAGES = 1000;
 /** A WAL file larger than this is cut back when it restarts after a checkpoint. */
 const JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
 
+/** Positions a prefix subscription looks through per step (a few ms of scanning). */
+const PREFIX_SCAN_RANGE = 16_384n;
+
+/** One step of a subscription: the rows read, and whether it has reached the end of the log. */
+interface Page {
+  rows: EventRow[];
+  caughtUp: boolean;
+}
+
 interface EventRow {
   position: bigint;
   stream: string;
@@ -129,7 +138,8 @@ export class SqliteEventStore implements EventStore {
     backwards: Database.Statement<[string, bigint, number], EventRow>;
     streamAfter: Database.Statement<[string, bigint, number], EventRow>;
     allAfter: Database.Statement<[bigint, number], EventRow>;
-    allAfterWithPrefix: Database.Statement<[bigint, string, string, number], EventRow>;
+    allAfterWithPrefix: Database.Statement<[bigint, bigint, string, string, number], EventRow>;
+    lastPosition: Database.Statement<[], { position: bigint | null }>;
   };
 
   constructor(path: string, private readonly options: SqliteEventStoreOptions = {}) {
@@ -174,9 +184,11 @@ export class SqliteEventStore implements EventStore {
         "SELECT * FROM events WHERE stream = ? AND revision > ? ORDER BY revision ASC LIMIT ?",
       ),
       allAfter: db.prepare("SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?"),
+      // The stream's prefix as a range of names (cheaper per row than substr), see prefixRange.
       allAfterWithPrefix: db.prepare(
-        "SELECT * FROM events WHERE position > ? AND substr(stream, 1, length(?)) = ? ORDER BY position ASC LIMIT ?",
+        "SELECT * FROM events WHERE position > ? AND position <= ? AND stream >= ? AND stream < ? ORDER BY position ASC LIMIT ?",
       ),
+      lastPosition: db.prepare("SELECT MAX(position) AS position FROM events"),
     };
     const appendOne = db.transaction((append: PendingAppend) => this.appendInTransaction(append.stream, append.events, append.expected));
     this.commitGroup = db.transaction((batch: PendingAppend[]) =>
@@ -386,7 +398,7 @@ export class SqliteEventStore implements EventStore {
     return this.track((limit) => {
       const rows = this.statements.streamAfter.all(stream, after, limit);
       if (rows.length > 0) after = rows[rows.length - 1]!.revision;
-      return rows;
+      return { rows, caughtUp: rows.length < limit };
     });
   }
 
@@ -394,17 +406,32 @@ export class SqliteEventStore implements EventStore {
     this.assertOpen();
     let after = options.afterPosition === undefined ? 0n : parsePosition(options.afterPosition);
     const prefix = options.streamPrefix;
+    if (prefix === undefined) {
+      return this.track((limit) => {
+        const rows = this.statements.allAfter.all(after, limit);
+        if (rows.length > 0) after = rows[rows.length - 1]!.position;
+        return { rows, caughtUp: rows.length < limit };
+      });
+    }
+    // The rows of other streams are passed over in bounded ranges of positions, and the
+    // subscription moves past them too: a prefix with few events (transfers among millions of
+    // account events) then costs one pass over the log, not a pass per poll and per append.
+    const [from, below] = prefixRange(prefix);
     return this.track((limit) => {
-      const rows =
-        prefix === undefined
-          ? this.statements.allAfter.all(after, limit)
-          : this.statements.allAfterWithPrefix.all(after, prefix, prefix, limit);
-      if (rows.length > 0) after = rows[rows.length - 1]!.position;
-      return rows;
+      // Read first: every event at or below it is committed, and every later one comes above it.
+      const last = this.statements.lastPosition.get()?.position ?? 0n;
+      const upTo = last < after + PREFIX_SCAN_RANGE ? last : after + PREFIX_SCAN_RANGE;
+      const rows = upTo > after ? this.statements.allAfterWithPrefix.all(after, upTo, from, below, limit) : [];
+      if (rows.length === limit) {
+        after = rows[rows.length - 1]!.position;
+        return { rows, caughtUp: false };
+      }
+      if (upTo > after) after = upTo;
+      return { rows, caughtUp: upTo >= last };
     });
   }
 
-  private track(readPage: (limit: number) => EventRow[]): Subscription {
+  private track(readPage: (limit: number) => Page): Subscription {
     const subscription = new PolledSubscription(readPage, this.pageSize, this.pollIntervalMs, this.appended, () =>
       this.subscriptions.delete(subscription),
     );
@@ -431,7 +458,7 @@ class PolledSubscription implements Subscription {
   private wake: (() => void) | undefined;
 
   constructor(
-    private readonly readPage: (limit: number) => EventRow[],
+    private readonly readPage: (limit: number) => Page,
     private readonly pageSize: number,
     private readonly pollIntervalMs: number,
     private readonly appended: EventEmitter,
@@ -442,17 +469,20 @@ class PolledSubscription implements Subscription {
     let caughtUp = false;
     try {
       while (!this.closed) {
-        const rows = this.readPage(this.pageSize);
-        for (const row of rows) {
+        const page = this.readPage(this.pageSize);
+        for (const row of page.rows) {
           yield { type: "event", event: toRecordedEvent(row) };
           if (this.closed) return;
         }
-        if (rows.length < this.pageSize) {
+        if (page.caughtUp) {
           if (!caughtUp) {
             caughtUp = true;
             yield { type: "caught_up" };
           }
           await this.waitForAppend();
+        } else if (page.rows.length === 0) {
+          // Passing over other streams' events: let the event loop run between steps.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
       }
     } finally {
@@ -493,6 +523,17 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
     metadata: JSON.parse(row.metadata) as RecordedEvent["metadata"],
     created: new Date(Number(row.created_at)),
   };
+}
+
+/**
+ * The names starting with `prefix`, as [from, below): SQLite compares text as
+ * UTF-8 bytes, which orders like UTF-16 code units below U+0080, so raising
+ * the prefix's last character by one is the first name past them. Other
+ * prefixes are not needed here and are refused.
+ */
+function prefixRange(prefix: string): [string, string] {
+  if (!/^[\x20-\x7e]+$/.test(prefix)) throw new RangeError(`stream prefix must be printable ASCII: ${JSON.stringify(prefix)}`);
+  return [prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)];
 }
 
 /** Positions are SQLite integer keys: a decimal in 0..2^63-1. */
