@@ -38,7 +38,11 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, "exit").then(([code, signal]) => (code ?? signal) as number | string);
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time: ${stderr}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Nobody will stop a server this call never returned: stop it here.
+      child.kill("SIGKILL");
+      reject(new Error(`server did not start in time: ${stderr}`));
+    }, timeoutMs);
     let buffered = "";
     child.stdout!.on("data", (chunk: Buffer) => {
       buffered += chunk.toString();
