@@ -156,3 +156,34 @@ describe("a transfer past the caller's deadline", () => {
     }
   });
 });
+
+describe("the transfer process's checkpoint", () => {
+  it("moves past other streams' events (a restart does not read the log again) and is not rewritten while idle", async () => {
+    const server = await startTestServer({ env: { EVENTBANK_TRANSFER_RECOVERY_MS: "100" } });
+    try {
+      const store = server.eventbank.store;
+      const meta = { commandId: "seed", correlationId: "seed", causationId: "seed" };
+      await store.append("account-cp", [{ id: randomUUID(), type: "AccountOpened", data: { accountId: "cp", owner: "Ada", currency: "EUR" }, metadata: meta }], "no_stream");
+      let last = "";
+      for (let revision = 0n; revision < 20_000n; revision += 1_000n) {
+        const events = Array.from({ length: 1_000 }, () => ({ id: randomUUID(), type: "MoneyDeposited", data: { amount: "1" }, metadata: meta }));
+        last = (await store.append("account-cp", events, revision)).position;
+      }
+      const checkpoints = async () => {
+        const read = await store.readStream("transfer-$process-checkpoint");
+        return read.status === "ok" ? read.events.map((event) => BigInt(event.data.position as string)) : [];
+      };
+      const started = Date.now();
+      while (!(await checkpoints()).some((position) => position >= BigInt(last)) && Date.now() - started < 10_000) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect((await checkpoints()).at(-1)).toBeGreaterThanOrEqual(BigInt(last));
+      // Idle: its own checkpoint write is not progress, so nothing more is written.
+      const written = (await checkpoints()).length;
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect(await checkpoints()).toHaveLength(written);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -9,11 +9,15 @@
  * next one to start, within about `recoveryAfterMs`. Driving a transfer
  * twice, or on two servers at once, is harmless.
  *
- * The checkpoint (stream `checkpoint-transfer-process`, one small event per
- * advance, at most every `checkpointEveryMs`) is the position up to which
- * every transfer requested is final, so a restart replays only the tail.
- * Servers share it; each writes the position it has reached, and any of
- * these is a safe place to start.
+ * The checkpoint (stream `transfer-$process-checkpoint`: inside the filter, so
+ * its own writes are seen and not taken for progress; `$` keeps it apart from
+ * every transfer id) is the position up to which every transfer requested is
+ * final, so a restart replays only the tail. Where the store sends checkpoints
+ * (SQLite), it also moves past the other streams' events. It is written at
+ * most every `checkpointEveryMs`, and only after progress (a transfer event,
+ * or other streams' events passed), so idle servers write nothing. Servers
+ * share it; each writes the position it has reached, and any of these is a
+ * safe place to start.
  */
 import type { Logger } from "pino";
 import { randomUUID } from "node:crypto";
@@ -22,7 +26,7 @@ import type { EventStore, Subscription } from "../store/event-store.js";
 import { TRANSFER_STREAM_PREFIX } from "./transfer-aggregate.js";
 import type { TransferProcess } from "./transfer-process.js";
 
-export const CHECKPOINT_STREAM = "checkpoint-transfer-process";
+export const CHECKPOINT_STREAM = `${TRANSFER_STREAM_PREFIX}$process-checkpoint`;
 const CHECKPOINT_EVENT = "CheckpointReached";
 
 export interface TransferProcessManagerOptions {
@@ -47,6 +51,9 @@ export class TransferProcessManager {
   private checkpoint: string | undefined;
   private written: string | undefined;
   private lastWrite = 0;
+  /** Something other than checkpoint writes was passed since the last write. */
+  private progress = false;
+  private lastEventPosition: string | undefined;
   private subscription: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -59,6 +66,9 @@ export class TransferProcessManager {
     this.checkpoint = this.written = await this.readCheckpoint();
     this.subscription = this.options.store.subscribeToAll({
       streamPrefix: TRANSFER_STREAM_PREFIX,
+      // Where the store offers them, checkpoints let the checkpoint move past other streams'
+      // events too, so a restart does not read the log again from the last transfer on.
+      checkpoints: true,
       ...(this.checkpoint === undefined ? {} : { afterPosition: this.checkpoint }),
     });
     this.running = this.follow(this.subscription);
@@ -82,8 +92,19 @@ export class TransferProcessManager {
   private async follow(subscription: Subscription): Promise<void> {
     try {
       for await (const message of subscription) {
+        if (message.type === "checkpoint") {
+          // Beyond the last event delivered: the store passed over other streams' events.
+          if (message.position !== this.lastEventPosition) this.progress = true;
+          this.seen.push({ position: message.position });
+        }
         if (message.type !== "event") continue;
         const { event } = message;
+        this.lastEventPosition = event.position;
+        if (event.stream === CHECKPOINT_STREAM) {
+          this.seen.push({ position: event.position });
+          continue;
+        }
+        this.progress = true;
         const transferId = event.stream.slice(TRANSFER_STREAM_PREFIX.length);
         if (event.type === "TransferRequested") {
           if (!this.pending.has(transferId)) this.pending.set(transferId, Date.now());
@@ -139,9 +160,10 @@ export class TransferProcessManager {
       popped++;
     }
     this.seen.splice(0, popped);
-    if (this.checkpoint === undefined || this.checkpoint === this.written || now - this.lastWrite < (this.options.checkpointEveryMs ?? 1_000)) return;
+    if (!this.progress || this.checkpoint === undefined || this.checkpoint === this.written || now - this.lastWrite < (this.options.checkpointEveryMs ?? 1_000)) return;
     const position = this.checkpoint;
     this.lastWrite = now;
+    this.progress = false;
     try {
       await this.options.store.append(
         CHECKPOINT_STREAM,
@@ -150,6 +172,7 @@ export class TransferProcessManager {
       );
       this.written = position;
     } catch (error) {
+      this.progress = true;
       this.options.logger.warn({ err: error }, "transfer process checkpoint not written; trying again later");
     }
   }

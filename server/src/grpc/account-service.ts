@@ -98,6 +98,7 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
 }
 
 function toStreamMessage(message: SubscriptionMessage): SubscribeAccountResponse["message"] {
+  // Clients' subscriptions ask for no checkpoints, so a message is an event or the caught-up marker.
   return message.type === "event"
     ? { $case: "event", value: toAccountEventMessage(message.event) }
     : { $case: "caughtUp", value: {} };

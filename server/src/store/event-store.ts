@@ -67,7 +67,13 @@ export type ReadStreamResult =
 export type SubscriptionMessage =
   | { type: "event"; event: RecordedEvent }
   /** Sent once, after the history and before the first live event. */
-  | { type: "caught_up" };
+  | { type: "caught_up" }
+  /**
+   * Only when asked for (`checkpoints`): every event of the filter up to
+   * `position` has been delivered, so a consumer may persist it and resume
+   * after it without rereading the other streams' events it passed over.
+   */
+  | { type: "checkpoint"; position: string };
 
 /**
  * A catch-up subscription, pulled by its consumer: an adapter reads ahead at
@@ -89,6 +95,12 @@ export interface SubscribeToAllOptions {
   afterPosition?: string;
   /** Only streams whose name starts with this prefix (e.g. "account-"). */
   streamPrefix?: string;
+  /**
+   * Also send checkpoint messages as the filter passes over other streams'
+   * events. Stores that cannot (EventStoreDB here) send none; consumers must
+   * do without them.
+   */
+  checkpoints?: boolean;
 }
 
 export interface EventStore {

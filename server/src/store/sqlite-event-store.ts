@@ -73,6 +73,8 @@ const PREFIX_SCAN_RANGE = 16_384n;
 interface Page {
   rows: EventRow[];
   caughtUp: boolean;
+  /** How far a filtered scan got (at or past the last row): a checkpoint. */
+  scannedTo?: bigint;
 }
 
 interface EventRow {
@@ -427,7 +429,7 @@ export class SqliteEventStore implements EventStore {
         return { rows, caughtUp: false };
       }
       if (upTo > after) after = upTo;
-      return { rows, caughtUp: upTo >= last };
+      return { rows, caughtUp: upTo >= last, ...(options.checkpoints ? { scannedTo: after } : {}) };
     });
   }
 
@@ -467,12 +469,17 @@ class PolledSubscription implements Subscription {
 
   async *[Symbol.asyncIterator](): AsyncGenerator<SubscriptionMessage> {
     let caughtUp = false;
+    let checkpoint = -1n;
     try {
       while (!this.closed) {
         const page = this.readPage(this.pageSize);
         for (const row of page.rows) {
           yield { type: "event", event: toRecordedEvent(row) };
           if (this.closed) return;
+        }
+        if (page.scannedTo !== undefined && page.scannedTo > checkpoint) {
+          checkpoint = page.scannedTo;
+          yield { type: "checkpoint", position: String(checkpoint) };
         }
         if (page.caughtUp) {
           if (!caughtUp) {
