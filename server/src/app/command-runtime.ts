@@ -291,7 +291,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
   private async runCommands(id: string, jobs: Array<CommandJob<C, S>>): Promise<void> {
     const stream = this.aggregate.streamOf(id);
     let loaded = await this.step("load", jobs, { stream, batchSize: jobs.length, attempt: 1 }, () => this.load(id, { refresh: false }));
-    let open = await this.answerOlderThanTheWindow(id, loaded, jobs);
+    let open = jobs;
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
       // Nothing is appended for a caller that has given up (between here and the append nothing awaits).
@@ -310,6 +310,12 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
         continue;
       }
       if (plan.newEvents.length === 0) return this.settle(plan.answers);
+      const answered = await this.answerAppliedBeforeTheWindow(id, loaded, plan.refused);
+      if (answered.length > 0) {
+        open = open.filter((job) => !answered.includes(job));
+        attempt--;
+        continue;
+      }
 
       try {
         const result = await this.step("append", open, decided, () => this.store.append(stream, plan.newEvents, decided.expectedRevision));
@@ -383,31 +389,27 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
   }
 
   /**
-   * Where the store can look events up by id (SQLite) and the aggregate's window
-   * is full, a command missing from the window may still be a retry of one
-   * recorded before the window's memory begins: answer such commands from
-   * history (accepted or refused), before anything is decided again. Below
-   * that size the window holds every command the stream ever recorded.
+   * A refusal decided now may be the retry of a command accepted before the
+   * window's memory begins (the balance has moved on since). Where the store
+   * can look events up by id (SQLite) and the window is full, such refusals
+   * are checked before they are recorded: a command found applied is answered
+   * with its first outcome (true: the batch must be decided again without it).
+   * An accepted repeat needs no look-up: the store refuses its event id.
    */
-  private async answerOlderThanTheWindow(id: string, loaded: LoadedAggregate<S, R>, jobs: Array<CommandJob<C, S>>): Promise<Array<CommandJob<C, S>>> {
-    if (!this.store.findEvent || loaded.recentCommands.size < this.idempotencyWindow) return jobs;
+  private async answerAppliedBeforeTheWindow(id: string, loaded: LoadedAggregate<S, R>, refused: Array<CommandJob<C, S>>): Promise<Array<CommandJob<C, S>>> {
+    if (!this.store.findEvent || refused.length === 0 || loaded.recentCommands.size < this.idempotencyWindow) return [];
     const stream = this.aggregate.streamOf(id);
-    const open: Array<CommandJob<C, S>> = [];
-    for (const job of jobs) {
-      if (loaded.recentCommands.has(job.context.commandId)) {
-        open.push(job);
-        continue;
-      }
-      let found: { revision: bigint } | undefined;
-      for (const outcome of ["recorded", "rejected"] as const) {
-        found ??= await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0, contentKey(outcome, job.fingerprint)));
-      }
-      if (found) this.hooks.repeatAnswered?.();
-      if (found) await this.answerFromHistory(id, job, found.revision);
-      else open.push(job);
+    const answered: Array<CommandJob<C, S>> = [];
+    for (const job of refused) {
+      const found = await this.store.findEvent(stream, eventIdFor(stream, job.context.commandId, 0, contentKey("recorded", job.fingerprint)));
+      if (!found) continue;
+      this.hooks.repeatAnswered?.();
+      await this.answerFromHistory(id, job, found.revision);
+      answered.push(job);
     }
-    return open;
+    return answered;
   }
+
 
   /**
    * Decides the commands in order on the evolving state, without touching
@@ -418,7 +420,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     loaded: LoadedAggregate<S, R>,
     jobs: Array<CommandJob<C, S>>,
     refreshed: boolean,
-  ): "refresh" | { newEvents: NewEvent[]; appended: Appended<C, E, S>; answers: Array<Answer<C, S>> } {
+  ): "refresh" | { newEvents: NewEvent[]; appended: Appended<C, E, S>; answers: Array<Answer<C, S>>; refused: Array<CommandJob<C, S>> } {
     const { aggregate } = this;
     const id = this.aggregate.idOfStream(stream);
     let state = loaded.state;
@@ -426,6 +428,8 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
     const newEvents: NewEvent[] = [];
     const appended: Appended<C, E, S> = [];
     const answers: Array<Answer<C, S>> = [];
+    /** Commands whose refusal is recorded by this plan. */
+    const refused: Array<CommandJob<C, S>> = [];
     // Commands decided in this batch, accepted or finally refused, so a command id repeated
     // within it gets the first one's answer (not a second decision on a state that moved on).
     const decided = new Map<string, { fingerprint: string; answer: { snapshot: Loaded<S> } | { error: unknown } }>();
@@ -471,11 +475,12 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
       }
       if (revision === undefined) throw new Error(`${aggregate.kind} ${id}: a command decided no event`);
       const answer = refusal ? { error: withRevision(refusal, revision) } : { snapshot: { state, revision } };
+      if (refusal) refused.push(job);
       decided.set(commandId, { fingerprint: job.fingerprint, answer });
       appended.push({ job, events });
       answers.push({ job, ...answer });
     }
-    return { newEvents, appended, answers };
+    return { newEvents, appended, answers, refused };
   }
 
   /** Runs a step through the hooks (spans), when there are any. */
