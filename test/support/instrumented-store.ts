@@ -21,12 +21,13 @@ export class InstrumentedStore implements EventStore {
   openSubscriptions = 0;
   /** Added to every readStream. */
   readDelayMs = 0;
-  appends = 0;
+  /** The stream of every append, in order. */
+  readonly appendedStreams: string[] = [];
 
   constructor(readonly inner: EventStore) {}
 
   append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
-    this.appends++;
+    this.appendedStreams.push(stream);
     return this.inner.append(stream, events, expected);
   }
 
