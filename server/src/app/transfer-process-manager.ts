@@ -15,7 +15,7 @@
  * final, so a restart replays only the tail. Where the store sends checkpoints
  * (SQLite), it also moves past the other streams' events. It is written at
  * most every `checkpointEveryMs`, and only after progress (a transfer event,
- * or other streams' events passed), so idle servers write nothing. Servers
+ * or 10,000 other events passed over), so idle servers write nothing. Servers
  * share it; each writes the position it has reached, and any of these is a
  * safe place to start.
  */
@@ -27,6 +27,8 @@ import { TRANSFER_STREAM_PREFIX } from "./transfer-aggregate.js";
 import type { TransferProcess } from "./transfer-process.js";
 
 export const CHECKPOINT_STREAM = `${TRANSFER_STREAM_PREFIX}$process-checkpoint`;
+/** Other streams' events passed over that make a checkpoint worth writing (a restart skips them). */
+const CHECKPOINT_AFTER_EVENTS = 10_000;
 const CHECKPOINT_EVENT = "CheckpointReached";
 
 export interface TransferProcessManagerOptions {
@@ -51,9 +53,10 @@ export class TransferProcessManager {
   private checkpoint: string | undefined;
   private written: string | undefined;
   private lastWrite = 0;
-  /** Something other than checkpoint writes was passed since the last write. */
+  /** A transfer event was seen since the last write. */
   private progress = false;
-  private lastEventPosition: string | undefined;
+  /** Other streams' events passed over since the last write. */
+  private passed = 0;
   private subscription: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -93,13 +96,11 @@ export class TransferProcessManager {
     try {
       for await (const message of subscription) {
         if (message.type === "checkpoint") {
-          // Beyond the last event delivered: the store passed over other streams' events.
-          if (message.position !== this.lastEventPosition) this.progress = true;
+          this.passed += message.passed;
           this.seen.push({ position: message.position });
         }
         if (message.type !== "event") continue;
         const { event } = message;
-        this.lastEventPosition = event.position;
         if (event.stream === CHECKPOINT_STREAM) {
           this.seen.push({ position: event.position });
           continue;
@@ -160,10 +161,12 @@ export class TransferProcessManager {
       popped++;
     }
     this.seen.splice(0, popped);
-    if (!this.progress || this.checkpoint === undefined || this.checkpoint === this.written || now - this.lastWrite < (this.options.checkpointEveryMs ?? 1_000)) return;
+    const worthIt = this.progress || this.passed >= CHECKPOINT_AFTER_EVENTS;
+    if (!worthIt || this.checkpoint === undefined || this.checkpoint === this.written || now - this.lastWrite < (this.options.checkpointEveryMs ?? 1_000)) return;
     const position = this.checkpoint;
     this.lastWrite = now;
     this.progress = false;
+    this.passed = 0;
     try {
       await this.options.store.append(
         CHECKPOINT_STREAM,
@@ -172,7 +175,7 @@ export class TransferProcessManager {
       );
       this.written = position;
     } catch (error) {
-      this.progress = true;
+      this.progress = true; // try again at the next tick
       this.options.logger.warn({ err: error }, "transfer process checkpoint not written; trying again later");
     }
   }

@@ -73,7 +73,7 @@ export type SubscriptionMessage =
    * `position` has been delivered, so a consumer may persist it and resume
    * after it without rereading the other streams' events it passed over.
    */
-  | { type: "checkpoint"; position: string };
+  | { type: "checkpoint"; position: string; /** Events passed over since the previous checkpoint (or the start). */ passed: number };
 
 /**
  * A catch-up subscription, pulled by its consumer: an adapter reads ahead at

@@ -75,6 +75,8 @@ interface Page {
   caughtUp: boolean;
   /** How far a filtered scan got (at or past the last row): a checkpoint. */
   scannedTo?: bigint;
+  /** Events the scan passed over to get there (positions are row ids, one per event). */
+  passed?: number;
 }
 
 interface EventRow {
@@ -428,8 +430,9 @@ export class SqliteEventStore implements EventStore {
         after = rows[rows.length - 1]!.position;
         return { rows, caughtUp: false };
       }
+      const passed = Number((upTo > after ? upTo : after) - after) - rows.length;
       if (upTo > after) after = upTo;
-      return { rows, caughtUp: upTo >= last, ...(options.checkpoints ? { scannedTo: after } : {}) };
+      return { rows, caughtUp: upTo >= last, ...(options.checkpoints ? { scannedTo: after, passed } : {}) };
     });
   }
 
@@ -470,6 +473,7 @@ class PolledSubscription implements Subscription {
   async *[Symbol.asyncIterator](): AsyncGenerator<SubscriptionMessage> {
     let caughtUp = false;
     let checkpoint = -1n;
+    let passed = 0;
     try {
       while (!this.closed) {
         const page = this.readPage(this.pageSize);
@@ -477,9 +481,11 @@ class PolledSubscription implements Subscription {
           yield { type: "event", event: toRecordedEvent(row) };
           if (this.closed) return;
         }
+        passed += page.passed ?? 0;
         if (page.scannedTo !== undefined && page.scannedTo > checkpoint) {
           checkpoint = page.scannedTo;
-          yield { type: "checkpoint", position: String(checkpoint) };
+          yield { type: "checkpoint", position: String(checkpoint), passed };
+          passed = 0;
         }
         if (page.caughtUp) {
           if (!caughtUp) {
