@@ -173,11 +173,13 @@ describe("the transfer process's checkpoint", () => {
         const read = await store.readStream("transfer-$process-checkpoint");
         return read.status === "ok" ? read.events.map((event) => BigInt(event.data.position as string)) : [];
       };
+      // It is written after 10,000 events passed over, so a restart re-reads at most that many (and what came since).
+      const reached = BigInt(last) - 10_000n;
       const started = Date.now();
-      while (!(await checkpoints()).some((position) => position >= BigInt(last)) && Date.now() - started < 10_000) {
+      while (!(await checkpoints()).some((position) => position >= reached) && Date.now() - started < 10_000) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      expect((await checkpoints()).at(-1)).toBeGreaterThanOrEqual(BigInt(last));
+      expect((await checkpoints()).at(-1)).toBeGreaterThanOrEqual(reached);
       // Idle: its own checkpoint write is not progress, so nothing more is written.
       const written = (await checkpoints()).length;
       await new Promise((resolve) => setTimeout(resolve, 2_500));
