@@ -126,11 +126,11 @@ describe("a transfer past the caller's deadline", () => {
     try {
       for (const id of ["late-from", "late-to"]) await call(accounts, accounts.openAccount, { accountId: id, owner: "Ada", currency: "EUR", commandId: `o-${id}` });
       await call(accounts, accounts.deposit, { accountId: "late-from", amount: 100n, commandId: "d1" });
-      // Every step of the transfer is slow: the call's 300 ms run out while the money is moving.
-      store.beforeAppend = (stream) => (stream.startsWith("account-") ? new Promise((resolve) => setTimeout(resolve, 200)) : undefined);
+      // Every step of the transfer is slow: the call's 500 ms run out while the money is moving (3 steps of 400 ms).
+      store.beforeAppend = (stream) => (stream.startsWith("account-") ? new Promise((resolve) => setTimeout(resolve, 400)) : undefined);
       const request = { transferId: "late-t", fromAccountId: "late-from", toAccountId: "late-to", amount: 40n };
       const late = await new Promise<unknown>((resolve) =>
-        transfers.transferMoney(request, new Metadata(), { deadline: new Date(Date.now() + 300) }, (error) => resolve(error)),
+        transfers.transferMoney(request, new Metadata(), { deadline: new Date(Date.now() + 500) }, (error) => resolve(error)),
       );
       expect(late).toMatchObject({ code: status.DEADLINE_EXCEEDED });
       // It goes on without the caller (no retry yet) ...
