@@ -56,6 +56,8 @@ export interface EsdbCluster {
   readonly log: InMemoryLog;
   /** Everything in `$all` so far, system events included. */
   readonly events: readonly StoredEvent[];
+  /** Not-leader answers all nodes gave so far. */
+  notLeaderAnswers(): number;
   stop(): Promise<void>;
 }
 
@@ -145,6 +147,7 @@ export async function startEsdbCluster(options: EsdbClusterOptions = {}): Promis
     },
     log,
     events: log.all,
+    notLeaderAnswers: () => nodes.reduce((sum, node) => sum + node.notLeaderAnswers(), 0),
     async stop() {
       await Promise.all(nodes.map((node) => node.stop()));
     },

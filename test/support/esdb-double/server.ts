@@ -135,6 +135,8 @@ export interface EsdbDouble {
   sentEvents(): number;
   /** Checkpoints sent on filtered `$all` subscriptions so far. */
   sentCheckpoints(): number;
+  /** Not-leader answers this node gave so far (cluster mode). */
+  notLeaderAnswers(): number;
   /** End every open subscription call with `code` (default UNAVAILABLE), as a server restart or leader change does. */
   dropSubscriptions(code?: grpc.status): void;
   /** Slow down (or, with undefined, speed up again) every write from now on. */
@@ -162,7 +164,7 @@ interface User {
 interface Node {
   log: InMemoryLog;
   subscriptions: Set<OpenSubscription>;
-  counters: { sent: number; checkpoints: number };
+  counters: { sent: number; checkpoints: number; notLeader: number };
   batchAppend: boolean;
   secure: boolean;
   users: Map<string, { password: string; groups: string[] }>;
@@ -184,7 +186,7 @@ export async function startEsdbDouble(options: EsdbDoubleOptions = {}): Promise<
   const node: Node = {
     log,
     subscriptions: new Set(),
-    counters: { sent: 0, checkpoints: 0 },
+    counters: { sent: 0, checkpoints: 0, notLeader: 0 },
     batchAppend: options.batchAppend ?? true,
     secure: options.secure !== undefined,
     users,
@@ -234,6 +236,7 @@ export async function startEsdbDouble(options: EsdbDoubleOptions = {}): Promise<
     activeSubscriptions: () => node.subscriptions.size,
     sentEvents: () => node.counters.sent,
     sentCheckpoints: () => node.counters.checkpoints,
+    notLeaderAnswers: () => node.counters.notLeader,
     dropSubscriptions(code = grpc.status.UNAVAILABLE) {
       for (const subscription of [...node.subscriptions]) subscription.drop(code);
     },
@@ -380,6 +383,7 @@ function notLeader(node: Node, metadata: grpc.Metadata): Partial<grpc.ServiceErr
   if (metadata.get("requires-leader")[0]?.toString().toLowerCase() !== "true") return undefined;
   const leader = node.cluster.leader();
   if (!leader) return { code: grpc.status.UNAVAILABLE, details: "Server Is Not Ready" };
+  node.counters.notLeader += 1;
   return rpcException(grpc.status.NOT_FOUND, "Leader info available", {
     exception: "not-leader",
     "leader-endpoint-host": leader.host,
