@@ -16,6 +16,11 @@
  * - An unreachable store is a StoreUnavailableError, never a hang: the client
  *   runs reads and batch appends without a deadline, so every call here has
  *   its own time limit.
+ * - In a cluster (`esdb+discover://`, leader preferred), appends and reads
+ *   ask for the leader (`requiresLeader`), so a node that lost leadership
+ *   answers not-leader instead of serving a stale read; the client then
+ *   reconnects to the leader it names, and the call is tried again there.
+ *   Subscriptions may run on any node. See docs/eventstoredb.md.
  */
 import {
   AccessDeniedError,
@@ -109,13 +114,21 @@ export class EsdbEventStore implements EventStore {
     if (events.length === 0) throw new RangeError("append needs at least one event");
     const proposed = events.map((e) => jsonEvent({ id: e.id, type: e.type, data: e.data, metadata: e.metadata }));
     try {
-      const result = await withTimeout(
-        // The deadline travels to the server (inside BatchAppend's options), so it gives up the write too.
-        this.client.appendToStream(stream, proposed, { expectedRevision: expected, deadline: this.settings.operationTimeoutMs }),
-        this.settings.operationTimeoutMs,
-        `append to ${stream}`,
-        undefined,
-        () => new AppendOutcomeUnknownError(stream),
+      // Tried again on the new leader after not-leader: the same event ids at
+      // the same expected revision are idempotent if the first try was written.
+      const result = await onLeader(() =>
+        withTimeout(
+          // The deadline travels to the server (inside BatchAppend's options), so it gives up the write too.
+          this.client.appendToStream(stream, proposed, {
+            expectedRevision: expected,
+            deadline: this.settings.operationTimeoutMs,
+            requiresLeader: true,
+          }),
+          this.settings.operationTimeoutMs,
+          `append to ${stream}`,
+          undefined,
+          () => new AppendOutcomeUnknownError(stream),
+        ),
       );
       return {
         nextExpectedRevision: result.nextExpectedRevision,
@@ -127,7 +140,11 @@ export class EsdbEventStore implements EventStore {
       }
       if (error instanceof MaxAppendSizeExceededError) throw new AppendTooLargeError(stream, error.maxAppendSize);
       // The server may have written it (or may still): never assume either way.
-      if (error instanceof DeadlineExceededError || error instanceof TimeoutError) throw new AppendOutcomeUnknownError(stream, { cause: error });
+      // Not-leader too: it ends a whole BatchAppend call, appends the old
+      // leader had already taken included.
+      if (error instanceof DeadlineExceededError || error instanceof TimeoutError || error instanceof NotLeaderError) {
+        throw new AppendOutcomeUnknownError(stream, { cause: error });
+      }
       throw toStoreError(error, `append to ${stream}`, stream);
     }
   }
@@ -142,21 +159,25 @@ export class EsdbEventStore implements EventStore {
       const probe = await this.readStream(stream, { direction: "backwards", maxCount: 1 });
       return probe.status === "ok" ? { status: "ok", events: [] } : probe;
     }
-    const read = this.client.readStream(stream, {
-      direction: direction === "forwards" ? FORWARDS : BACKWARDS,
-      fromRevision: from === "start" ? START : from === "end" ? END : from,
-      maxCount,
-    });
-    const collect = async (): Promise<ReadStreamResult> => {
-      const events: RecordedEvent[] = [];
-      for await (const resolved of read) {
-        const event = toRecordedEvent(resolved);
-        if (event) events.push(event);
-      }
-      return { status: "ok", events };
+    const readOnce = (): Promise<ReadStreamResult> => {
+      const read = this.client.readStream(stream, {
+        direction: direction === "forwards" ? FORWARDS : BACKWARDS,
+        fromRevision: from === "start" ? START : from === "end" ? END : from,
+        maxCount,
+        requiresLeader: true,
+      });
+      const collect = async (): Promise<ReadStreamResult> => {
+        const events: RecordedEvent[] = [];
+        for await (const resolved of read) {
+          const event = toRecordedEvent(resolved);
+          if (event) events.push(event);
+        }
+        return { status: "ok", events };
+      };
+      return withTimeout(collect(), this.settings.operationTimeoutMs, `read of ${stream}`, () => read.cancel());
     };
     try {
-      return await withTimeout(collect(), this.settings.operationTimeoutMs, `read of ${stream}`, () => read.cancel());
+      return await onLeader(readOnce);
     } catch (error) {
       if (error instanceof StreamNotFoundError) return { status: "no_stream" };
       throw toStoreError(error, `read of ${stream}`, stream);
@@ -228,15 +249,17 @@ export class EsdbEventStore implements EventStore {
    */
   async probe(): Promise<void> {
     try {
-      const read = this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1 });
-      await withTimeout(
-        (async () => {
-          for await (const _ of read);
-        })(),
-        this.settings.operationTimeoutMs,
-        "probe read of $all",
-        () => read.cancel(),
-      );
+      await onLeader(() => {
+        const read = this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1, requiresLeader: true });
+        return withTimeout(
+          (async () => {
+            for await (const _ of read);
+          })(),
+          this.settings.operationTimeoutMs,
+          "probe read of $all",
+          () => read.cancel(),
+        );
+      });
     } catch (error) {
       if (error instanceof AccessDeniedError) {
         throw new StoreAccessDeniedError(
@@ -249,10 +272,15 @@ export class EsdbEventStore implements EventStore {
       if (isTransient(error)) throw toStoreError(error, "probe read of $all");
     }
     try {
-      await withTimeout(
-        this.client.appendToStream(PROBE_STREAM, jsonEvent({ type: "EventbankProbe", data: {} }), { expectedRevision: "stream_exists" }),
-        this.settings.operationTimeoutMs,
-        "probe append",
+      await onLeader(() =>
+        withTimeout(
+          this.client.appendToStream(PROBE_STREAM, jsonEvent({ type: "EventbankProbe", data: {} }), {
+            expectedRevision: "stream_exists",
+            requiresLeader: true,
+          }),
+          this.settings.operationTimeoutMs,
+          "probe append",
+        ),
       );
     } catch (error) {
       if (error instanceof AccessDeniedError) {
@@ -448,6 +476,26 @@ function toStoreError(error: unknown, what: string, stream = "$all"): unknown {
     });
   }
   return error;
+}
+
+/** Tries after a not-leader answer, the first included. */
+const NOT_LEADER_ATTEMPTS = 3;
+
+/**
+ * Runs `call` again when a node answers not-leader (it lost leadership, or
+ * the client reached a follower). The client reconnects to the leader the
+ * answer names on its next call, once it has seen the failed call end
+ * (Client.handleError), so each retry waits a moment first.
+ */
+async function onLeader<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof NotLeaderError) || attempt >= NOT_LEADER_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+    }
+  }
 }
 
 /** Rejects with StoreUnavailableError (or `timeoutError()`) after `ms`; `onTimeout` may cancel the work. */

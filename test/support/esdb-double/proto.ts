@@ -9,6 +9,8 @@
 import { createRequire } from "node:module";
 import type * as AnyPbModule from "google-protobuf/google/protobuf/any_pb.js";
 import type * as EmptyPbModule from "google-protobuf/google/protobuf/empty_pb.js";
+import gossipGrpc from "@eventstore/db-client/generated/gossip_grpc_pb.js";
+import gossipPb from "@eventstore/db-client/generated/gossip_pb.js";
 import serverFeaturesGrpc from "@eventstore/db-client/generated/serverfeatures_grpc_pb.js";
 import serverFeaturesPb from "@eventstore/db-client/generated/serverfeatures_pb.js";
 import sharedPb from "@eventstore/db-client/generated/shared_pb.js";
@@ -20,7 +22,7 @@ const requireFromClient = createRequire(createRequire(import.meta.url).resolve("
 const anyPb = requireFromClient("google-protobuf/google/protobuf/any_pb.js") as typeof AnyPbModule;
 const emptyPb = requireFromClient("google-protobuf/google/protobuf/empty_pb.js") as typeof EmptyPbModule;
 
-export { anyPb, emptyPb, serverFeaturesGrpc, serverFeaturesPb, sharedPb, statusPb, streamsGrpc, streamsPb };
+export { anyPb, emptyPb, gossipGrpc, gossipPb, serverFeaturesGrpc, serverFeaturesPb, sharedPb, statusPb, streamsGrpc, streamsPb };
 
 /** A UUID message in the format the client asked for (it asks for strings). */
 export function toUuid(id: string, structured: boolean): InstanceType<typeof sharedPb.UUID> {

@@ -13,9 +13,11 @@
  * outcome the client cannot know; checkpoints on filtered `$all`
  * subscriptions; and, in secure mode, TLS, users (admin and ops, password
  * changeit) and ACLs, with `$all` readable only by `$admins` and `$ops`.
+ * As a member of a cluster (`cluster.ts`), it also serves Gossip and answers
+ * `requires-leader` calls with not-leader while it is a follower.
  * Everything else EventStoreDB serves (persistent subscriptions, projections,
- * users, operations, gossip, the HTTP API) is not registered, so a call
- * answers UNIMPLEMENTED.
+ * users, operations, the HTTP API; gossip on a single node) is not
+ * registered, so a call answers UNIMPLEMENTED.
  *
  * Fault hooks simulate what a real deployment does to a client: dropping
  * subscriptions, the whole store going away and coming back on the same port
@@ -36,6 +38,8 @@ import {
   anyPb,
   emptyPb,
   fromUuid,
+  gossipGrpc,
+  gossipPb,
   serverFeaturesGrpc,
   serverFeaturesPb,
   sharedPb,
@@ -89,6 +93,20 @@ export interface EsdbDoubleOptions {
   maxAppendSize?: number;
   /** How long a published write may take before the server answers Timeout (default 2 s). */
   writeTimeoutMs?: number;
+  /** Storage shared with other nodes of a cluster (default: a log of its own). */
+  log?: InMemoryLog;
+  /** Membership of a cluster (see cluster.ts): serves Gossip and follows the cluster's leader. */
+  cluster?: ClusterMembership;
+}
+
+/** What a cluster node needs to know about its cluster, asked at every call (leadership moves). */
+export interface ClusterMembership {
+  /** The leader's address as gossip advertises it, or undefined while there is none. */
+  leader(): { host: string; port: number } | undefined;
+  /** Whether this node (on `port`) leads right now. */
+  isLeader(port: number): boolean;
+  /** The Gossip.Read answer: every member with its state, liveness and endpoint. */
+  gossip(): InstanceType<typeof gossipPb.ClusterInfo>;
 }
 
 /**
@@ -117,6 +135,8 @@ export interface EsdbDouble {
   sentEvents(): number;
   /** Checkpoints sent on filtered `$all` subscriptions so far. */
   sentCheckpoints(): number;
+  /** Not-leader answers this node gave so far (cluster mode). */
+  notLeaderAnswers(): number;
   /** End every open subscription call with `code` (default UNAVAILABLE), as a server restart or leader change does. */
   dropSubscriptions(code?: grpc.status): void;
   /** Slow down (or, with undefined, speed up again) every write from now on. */
@@ -144,17 +164,20 @@ interface User {
 interface Node {
   log: InMemoryLog;
   subscriptions: Set<OpenSubscription>;
-  counters: { sent: number; checkpoints: number };
+  counters: { sent: number; checkpoints: number; notLeader: number };
   batchAppend: boolean;
   secure: boolean;
   users: Map<string, { password: string; groups: string[] }>;
   maxAppendSize: number;
   writeTimeoutMs: number;
   delay: CommitDelay | undefined;
+  cluster: ClusterMembership | undefined;
+  /** This node's port (the cluster asks whether it leads by it). */
+  port(): number;
 }
 
 export async function startEsdbDouble(options: EsdbDoubleOptions = {}): Promise<EsdbDouble> {
-  const log = new InMemoryLog();
+  const log = options.log ?? new InMemoryLog();
   const users = new Map<string, { password: string; groups: string[] }>([
     ["admin", { password: DEFAULT_PASSWORD, groups: ["$admins"] }],
     ["ops", { password: DEFAULT_PASSWORD, groups: ["$ops"] }],
@@ -163,13 +186,15 @@ export async function startEsdbDouble(options: EsdbDoubleOptions = {}): Promise<
   const node: Node = {
     log,
     subscriptions: new Set(),
-    counters: { sent: 0, checkpoints: 0 },
+    counters: { sent: 0, checkpoints: 0, notLeader: 0 },
     batchAppend: options.batchAppend ?? true,
     secure: options.secure !== undefined,
     users,
     maxAppendSize: options.maxAppendSize ?? DEFAULT_MAX_APPEND_SIZE,
     writeTimeoutMs: options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
     delay: undefined,
+    cluster: options.cluster,
+    port: () => port,
   };
   const nodeName = () => `127.0.0.1:${port}`;
   let server: grpc.Server | undefined;
@@ -211,6 +236,7 @@ export async function startEsdbDouble(options: EsdbDoubleOptions = {}): Promise<
     activeSubscriptions: () => node.subscriptions.size,
     sentEvents: () => node.counters.sent,
     sentCheckpoints: () => node.counters.checkpoints,
+    notLeaderAnswers: () => node.counters.notLeader,
     dropSubscriptions(code = grpc.status.UNAVAILABLE) {
       for (const subscription of [...node.subscriptions]) subscription.drop(code);
     },
@@ -240,11 +266,15 @@ function createServer(node: Node): grpc.Server {
     read: (call: grpc.ServerWritableStream<ReadReq, ReadResp>) => {
       const user = authenticate(node, call.metadata);
       if (user === "bad") return call.emit("error", badLogin());
+      const redirect = notLeader(node, call.metadata);
+      if (redirect) return call.emit("error", redirect);
       handleRead(node, user, call).catch((error: unknown) => call.emit("error", asServiceError(error)));
     },
     append: (call: grpc.ServerReadableStream<AppendReq, AppendResp>, callback: grpc.sendUnaryData<AppendResp>) => {
       const user = authenticate(node, call.metadata);
       if (user === "bad") return callback(badLogin());
+      const redirect = notLeader(node, call.metadata);
+      if (redirect) return callback(redirect);
       handleAppend(node, user, call, callback);
     },
     batchAppend: (call: grpc.ServerDuplexStream<BatchAppendReq, BatchAppendResp>) => {
@@ -253,13 +283,24 @@ function createServer(node: Node): grpc.Server {
       handleBatchAppend(node, user, call);
     },
     delete: (call: grpc.ServerUnaryCall<DeleteReq, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const redirect = notLeader(node, call.metadata);
+      if (redirect) return callback(redirect);
       handleDelete(node, call, callback, "delete");
     },
     tombstone: (call: grpc.ServerUnaryCall<TombstoneReq, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const redirect = notLeader(node, call.metadata);
+      if (redirect) return callback(redirect);
       handleDelete(node, call, callback, "tombstone");
     },
   };
   server.addService(streamsGrpc.StreamsService, streams);
+  const cluster = node.cluster;
+  if (cluster) {
+    // Gossip.Read (Gossip.Read.cs): the client asks it without credentials to find a node it prefers.
+    server.addService(gossipGrpc.GossipService, {
+      read: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(null, cluster.gossip()),
+    });
+  }
   if (node.batchAppend) {
     server.addService(serverFeaturesGrpc.ServerFeaturesService, {
       getSupportedMethods: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => {
@@ -324,6 +365,30 @@ function allowed(node: Node, user: User | undefined, operation: StreamOperation,
   const configured = node.log.metadata(target).$acl?.[key];
   const roles = configured === undefined ? [target.startsWith("$") ? "$admins" : "$all"] : [configured].flat();
   return roles.some((role) => role === "$all" || role === user.login || user.groups.includes(role));
+}
+
+/**
+ * A follower asked for the leader (`requires-leader: true`, what the client
+ * sends for `requiresLeader`): EventStoreDB's ClusterVNodeController denies
+ * reads, writes and deletes (DenyRequestBecauseNotLeader) and the gRPC layer
+ * answers RpcExceptions.LeaderInfo: NOT_FOUND "Leader info available" with
+ * `exception: not-leader` and the leader's advertised HTTP endpoint, which
+ * the client's NotLeaderError reads to reconnect there. With no leader known
+ * it answers NotReady (UNAVAILABLE "Server Is Not Ready"). Without the header
+ * a follower serves reads itself and forwards writes to the leader; here the
+ * log is shared, so both simply happen.
+ */
+function notLeader(node: Node, metadata: grpc.Metadata): Partial<grpc.ServiceError> | undefined {
+  if (!node.cluster || node.cluster.isLeader(node.port())) return undefined;
+  if (metadata.get("requires-leader")[0]?.toString().toLowerCase() !== "true") return undefined;
+  const leader = node.cluster.leader();
+  if (!leader) return { code: grpc.status.UNAVAILABLE, details: "Server Is Not Ready" };
+  node.counters.notLeader += 1;
+  return rpcException(grpc.status.NOT_FOUND, "Leader info available", {
+    exception: "not-leader",
+    "leader-endpoint-host": leader.host,
+    "leader-endpoint-port": String(leader.port),
+  });
 }
 
 function badLogin(): Partial<grpc.ServiceError> {
@@ -530,16 +595,18 @@ interface PendingBatch {
  */
 function handleBatchAppend(node: Node, user: User | undefined, call: grpc.ServerDuplexStream<BatchAppendReq, BatchAppendResp>): void {
   const pending = new Map<string, PendingBatch>();
+  let ended = false;
   const respond = (correlation: string, stream: string, build: (resp: BatchAppendResp) => void) => {
     const resp = new streamsPb.BatchAppendResp().setCorrelationId(toUuid(correlation, false)).setStreamIdentifier(streamIdentifier(stream));
     build(resp);
-    if (!call.destroyed) call.write(resp);
+    if (!ended && !call.destroyed) call.write(resp);
   };
   const failWith = (correlation: string, stream: string, status: InstanceType<typeof statusPb.Status>) =>
     respond(correlation, stream, (resp) => resp.setError(status));
   const timeoutStatus = () => rpcStatus(RPC_CODE.DEADLINE_EXCEEDED, "Timeout", new sharedPb.Timeout(), "event_store.client.Timeout");
 
   call.on("data", (req: BatchAppendReq) => {
+    if (ended) return;
     const correlation = fromUuid(req.getCorrelationId());
     if (req.hasOptions()) {
       const options = req.getOptions()!;
@@ -585,6 +652,17 @@ function handleBatchAppend(node: Node, user: User | undefined, call: grpc.Server
     if (!req.getIsFinal()) return;
     pending.delete(correlation);
     clearTimeout(entry.timer);
+    // A write published on a follower: the not-leader exception ends the whole
+    // call (Streams.BatchAppend.cs throws RpcExceptions.LeaderInfo inside the
+    // write's callback, which completes the response channel with it), so
+    // every append still waiting on this call fails with it too.
+    const redirect = notLeader(node, call.metadata);
+    if (redirect) {
+      for (const other of pending.values()) clearTimeout(other.timer);
+      pending.clear();
+      ended = true;
+      return call.emit("error", redirect);
+    }
     const { stream, expected } = entry;
     commit(
       node,
