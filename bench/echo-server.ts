@@ -40,7 +40,32 @@ const service: AccountServiceServer = {
   getAccount: (call, callback) => callback(null, { account: accounts.get(call.request.accountId) }),
   readAccountEvents: (_call, callback) => callback(null, { events: [] }),
   subscribeAccount: unimplemented,
-  subscribeAll: unimplemented,
+  // The streaming ceiling: AccountEvent messages made from memory as fast as
+  // the client takes them (the same flow control as eventbank: wait for
+  // "drain" when write() says so), one message per event.
+  subscribeAll: (call) => {
+    const occurredAt = new Date();
+    let position = 0;
+    let cancelled = false;
+    call.on("cancelled", () => (cancelled = true));
+    const pump = () => {
+      while (!cancelled) {
+        position++;
+        const event = {
+          accountId: `account-${position % 100_000}`,
+          revision: BigInt(Math.floor(position / 100_000)),
+          position: String(position),
+          eventId: "0b6d8a43-6f2e-5c07-9b9e-4f1d2a7c3e5b",
+          commandId: `seed-${position}`,
+          occurredAt,
+          correlationId: "",
+          payload: { $case: "deposited" as const, value: { amount: 100n } },
+        };
+        if (!call.write({ message: { $case: "event", value: event } })) return void call.once("drain", pump);
+      }
+    };
+    pump();
+  },
 };
 
 const server = new Server();

@@ -32,6 +32,8 @@ export interface RoundResult {
   okPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** Every call answered OK in the round, warm-up and drain included (for CPU per call). */
+  completed: number;
 }
 
 export type LoadMessage = { type: "setup"; address: string; accounts: string[]; fund?: boolean } | RoundRequest;
@@ -89,6 +91,7 @@ function runRound(request: RoundRequest): Promise<RoundResult> {
   const stopAt = measureFrom + request.durationMs;
   const latencies: number[] = [];
   let ok = 0;
+  let completed = 0;
   let errors = 0;
   let firstError: string | undefined;
   let counter = 0;
@@ -98,6 +101,7 @@ function runRound(request: RoundRequest): Promise<RoundResult> {
     const finish = () =>
       resolve({
         ok,
+        completed,
         errors,
         firstError,
         seconds: request.durationMs / 1000,
@@ -120,6 +124,7 @@ function runRound(request: RoundRequest): Promise<RoundResult> {
       send((error) => {
         inFlight -= 1;
         const now = performance.now();
+        if (!error) completed += 1;
         if (sent >= measureFrom && now <= stopAt) {
           if (error) {
             errors += 1;

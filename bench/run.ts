@@ -38,10 +38,14 @@ if (args.includes("--scale")) {
   process.exit(await runScale(args));
 }
 const quick = args.includes("--quick");
+// --observability: only metrics on against off, in more rounds (on demand; prints, writes no docs).
+const observabilityOnly = args.includes("--observability");
 const entry = optionValue("--entry") ?? "server/src/main.ts";
 const command = `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`;
 
-const settings = quick
+const settings = observabilityOnly
+  ? { rounds: Number(optionValue("--rounds") ?? 16), warmupMs: 1_000, durationMs: 3_000, lengths: [], restarts: 0, warmDeposits: 0, growAccounts: 0 }
+  : quick
   ? { rounds: 3, warmupMs: 150, durationMs: 400, lengths: [10, 1_000, 10_000], restarts: 1, warmDeposits: 10, growAccounts: 0 }
   : { rounds: 5, warmupMs: 1_000, durationMs: 3_000, lengths: [10, 10_000, 100_000], restarts: 3, warmDeposits: 30, growAccounts: 30_000 };
 const CONCURRENCY = 64;
@@ -60,7 +64,7 @@ try {
   print(`## Results (${quick ? "quick" : "full"} run)`, "");
   print(`- Machine: ${machine}`, `- Command: \`${command}\``, `- Date: ${new Date().toISOString()}`, "");
   await throughput();
-  await streamLength();
+  if (!observabilityOnly) await streamLength();
   if (settings.growAccounts > 0) await accountGrowth();
 } catch (error) {
   problems.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
@@ -81,7 +85,7 @@ if (problems.length > 0) {
   process.stderr.write(`bench failed:\n${problems.join("\n")}\n`);
   process.exit(1);
 }
-if (!quick) writeDocsSection(report.join("\n"), "bench");
+if (!quick && !observabilityOnly) writeDocsSection(report.join("\n"), "bench");
 
 // ---------------------------------------------------------------------------
 
@@ -90,6 +94,8 @@ interface Target {
   server: ServerChild;
   load: LoadChild;
   results: { spread: RoundResult[]; hot: RoundResult[] };
+  /** Server CPU (user + system) per OK call, µs, round by round. */
+  cpuPerCall: { spread: number[]; hot: number[] };
 }
 
 async function throughput(): Promise<void> {
@@ -100,20 +106,20 @@ async function throughput(): Promise<void> {
     const load = startLoad();
     loads.push(load);
     await load.setup(server.address, [...SPREAD_ACCOUNTS, ...HOT_ACCOUNT], name === "eventbank");
-    targets.push({ name, server, load, results: { spread: [], hot: [] } });
+    targets.push({ name, server, load, results: { spread: [], hot: [] }, cpuPerCall: { spread: [], hot: [] } });
   };
-  await add("grpc-js echo", "bench/echo-server.ts", {});
+  if (!observabilityOnly) await add("grpc-js echo", "bench/echo-server.ts", {});
   await add("eventbank", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput.sqlite"), LOG_LEVEL: "warn" });
   await add("eventbank, metrics off", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-nometrics.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
-  otlpSink = await startOtlpSink();
-  await add("eventbank, metrics + tracing", entry, {
+  if (!observabilityOnly) otlpSink = await startOtlpSink();
+  if (otlpSink) await add("eventbank, metrics + tracing", entry, {
     EVENTBANK_SQLITE_PATH: join(dir, "throughput-tracing.sqlite"),
     LOG_LEVEL: "warn",
     OTEL_TRACES_EXPORTER: "otlp",
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink.endpoint,
     OTEL_TRACES_SAMPLER: "always_on",
   });
-  if (!quick) {
+  if (!quick && !observabilityOnly) {
     await add("eventbank, LOG_LEVEL=info", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-info.sqlite"), LOG_LEVEL: "info" });
   }
 
@@ -122,6 +128,7 @@ async function throughput(): Promise<void> {
       // Rotate who goes first, so neither side always gets the warmer machine.
       for (let i = 0; i < targets.length; i++) {
         const target = targets[(i + round) % targets.length]!;
+        const cpuBefore = target.server.cpuMs();
         const result = await target.load.round({
           accounts: variant === "spread" ? SPREAD_ACCOUNTS : HOT_ACCOUNT,
           concurrency: CONCURRENCY,
@@ -131,8 +138,13 @@ async function throughput(): Promise<void> {
         if (result.errors > 0) problems.push(`${target.name} ${variant}: ${result.errors} errors, first: ${result.firstError}`);
         if (!(result.ok > 0)) problems.push(`${target.name} ${variant}: no OK responses`);
         target.results[variant].push(result);
+        target.cpuPerCall[variant].push(((target.server.cpuMs() - cpuBefore) * 1000) / result.completed);
       }
     }
+  }
+  if (observabilityOnly) {
+    observabilityCost(targets);
+    return;
   }
 
   const baseline = targets[0]!;
@@ -189,21 +201,48 @@ async function transferRate(target: Target): Promise<void> {
   );
 }
 
-/** Throughput of the observability variants against eventbank with metrics off, round by round (same run, same machine). */
+/**
+ * The observability variants against eventbank with metrics off, round by
+ * round (same run, same machine): Deposit throughput, and the server's CPU
+ * per Deposit, which the machine's noise moves less.
+ */
 function observabilityCost(targets: Target[]): void {
-  const byName = (name: string) => targets.find((target) => target.name === name)!;
-  const off = byName("eventbank, metrics off");
+  const byName = (name: string) => targets.find((target) => target.name === name);
+  const off = byName("eventbank, metrics off")!;
   const rows = [
     { label: "metrics on (the default)", target: byName("eventbank") },
     { label: "metrics + tracing (always_on, OTLP/HTTP to a local sink)", target: byName("eventbank, metrics + tracing") },
-  ];
-  print("### Cost of observability (Deposit throughput against metrics off, median of round-by-round ratios)", "", "| variant | 64 accounts | 1 hot account |", "|---|---:|---:|");
+  ].filter((row): row is { label: string; target: Target } => row.target !== undefined);
+  const variants = ["spread", "hot"] as const;
+  const throughputRatios = (target: Target, variant: (typeof variants)[number]) =>
+    target.results[variant].map((r, i) => r.okPerSecond / off.results[variant][i]!.okPerSecond);
+  const cpuRatios = (target: Target, variant: (typeof variants)[number]) => target.cpuPerCall[variant].map((cpu, i) => cpu / off.cpuPerCall[variant][i]!);
+  print(
+    `### Cost of observability (against metrics off; medians of round-by-round ratios, ${settings.rounds} rounds)`,
+    "",
+    "| variant | throughput, 64 accounts | throughput, 1 hot account | server CPU per Deposit, 64 accounts | CPU, 1 hot account |",
+    "|---|---:|---:|---:|---:|",
+  );
   for (const { label, target } of rows) {
-    const ratio = (variant: "spread" | "hot") => median(target.results[variant].map((r, i) => r.okPerSecond / off.results[variant][i]!.okPerSecond));
-    print(`| ${label} | ${fmt(ratio("spread"), 3)}x | ${fmt(ratio("hot"), 3)}x |`);
+    const cells = [...variants.map((v) => median(throughputRatios(target, v))), ...variants.map((v) => median(cpuRatios(target, v)))];
+    print(`| ${label} | ${cells.map((c) => `${fmt(c, 3)}x`).join(" | ")} |`);
   }
-  print("", `The tracing server's exports reached the sink in ${otlpSink?.requests() ?? 0} requests.`, "");
-  if ((otlpSink?.requests() ?? 0) === 0) problems.push("tracing row: no spans reached the OTLP sink");
+  print(
+    "",
+    `Server CPU per Deposit, median µs: ${[off, ...rows.map((r) => r.target)].map((t) => `${t.name} ${fmt(median(t.cpuPerCall.spread), 0)} / ${fmt(median(t.cpuPerCall.hot), 0)}`).join("; ")} (64 accounts / hot).`,
+    "",
+  );
+  if (observabilityOnly) {
+    for (const { label, target } of rows) {
+      for (const v of variants) {
+        print(`- ${label}, ${v}: throughput ratios ${throughputRatios(target, v).map((r) => fmt(r, 3)).join(" ")}; CPU ratios ${cpuRatios(target, v).map((r) => fmt(r, 3)).join(" ")}`);
+      }
+    }
+    print("");
+  }
+  if (!otlpSink) return;
+  print(`The tracing server's exports reached the sink in ${otlpSink.requests()} requests.`, "");
+  if (otlpSink.requests() === 0) problems.push("tracing row: no spans reached the OTLP sink");
 }
 
 async function streamLength(): Promise<void> {

@@ -37,4 +37,6 @@ export interface CommandHooks {
   snapshotWritten?(): void;
   /** A command id seen before got its first outcome again. */
   repeatAnswered?(): void;
+  /** An append is tried again after a conflict with another writer. */
+  appendRetried?(): void;
 }

@@ -485,6 +485,7 @@ export class CommandRuntime<C extends { type: string }, E extends { type: string
 
   /** Runs a step through the hooks (spans), when there are any. */
   private step<T>(step: CommandStep, jobs: Array<CommandJob<C, S>>, info: CommandStepInfo, run: () => T): T {
+    if (step === "append" && info.attempt > 1) this.hooks.appendRetried?.();
     return this.hooks.step ? this.hooks.step(step, jobs.map((job) => job.context), info, run) : run();
   }
 

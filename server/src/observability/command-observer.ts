@@ -7,6 +7,7 @@ import type { Span } from "@opentelemetry/api";
 import type { CommandHooks } from "../app/command-hooks.js";
 import { mapError } from "../grpc/status-mapping.js";
 import type { Metrics } from "./metrics.js";
+import type { CounterChild } from "./plain-counter.js";
 import { contextOf } from "./rpc-observer.js";
 import type { Tracing } from "./tracing.js";
 
@@ -14,21 +15,23 @@ export function createCommandObserver(metrics: Metrics | undefined, tracing: Tra
   const hooks: CommandHooks = {};
   if (metrics) {
     const { commands, store } = metrics;
-    const hit = commands.cache.labels("hit");
-    const miss = commands.cache.labels("miss");
-    hooks.settled = (command, error) => commands.outcomes.inc({ command, outcome: error === undefined ? "accepted" : mapError(error).reason });
+    const hit = commands.cache.labels({ result: "hit" });
+    const miss = commands.cache.labels({ result: "miss" });
+    const accepted = new Map<string, CounterChild>();
+    hooks.settled = (command, error) => {
+      if (error !== undefined) return commands.outcomes.labels({ command, outcome: mapError(error).reason }).inc();
+      let child = accepted.get(command);
+      if (!child) accepted.set(command, (child = commands.outcomes.labels({ command, outcome: "accepted" })));
+      child.inc();
+    };
     hooks.batch = (size) => commands.batchSize.observe(size);
     hooks.cacheLookup = (found) => (found ? hit : miss).inc();
     hooks.snapshotRead = (result) => commands.snapshots.inc({ operation: "read", result });
     hooks.snapshotWritten = () => commands.snapshots.inc({ operation: "write", result: "ok" });
     hooks.repeatAnswered = () => commands.repeatsAnswered.inc();
-    hooks.step = (step, _commands, info, run) => {
-      if (step === "append" && info.attempt > 1) store.retries.inc();
-      return run();
-    };
+    hooks.appendRetried = () => store.retries.inc();
   }
   if (tracing) {
-    const countRetry = hooks.step;
     hooks.step = (step, contexts, info, run) => {
       const attributes = {
         "eventbank.stream": info.stream,
@@ -48,7 +51,7 @@ export function createCommandObserver(metrics: Metrics | undefined, tracing: Tra
       };
       let result;
       try {
-        result = countRetry ? countRetry(step, contexts, info, run) : run();
+        result = run();
       } catch (error) {
         end(error);
         throw error;

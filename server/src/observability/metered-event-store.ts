@@ -49,9 +49,7 @@ export class MeteredEventStore implements EventStore {
       this.appendOk.observe((performance.now() - started) / 1000);
       const { store } = this.metrics;
       store.eventsAppended.inc(events.length);
-      let bytes = 0;
-      for (const event of events) bytes += Buffer.byteLength(JSON.stringify(event.data)) + Buffer.byteLength(JSON.stringify(event.metadata));
-      store.bytesAppended.inc(bytes);
+      store.bytesAppended.inc(result.bytes ?? jsonBytes(events));
       this.lag.appended(stream, result.nextExpectedRevision, result.position);
       return result;
     } catch (error) {
@@ -95,7 +93,7 @@ export class MeteredEventStore implements EventStore {
 
   private metered(kind: SubscriptionKind, inner: Subscription, tracked: TrackedSubscription): Subscription {
     const { open, eventsSent } = this.metrics.subscriptions;
-    const sent = eventsSent.labels(kind);
+    const sent = eventsSent.labels({ kind });
     open.inc({ kind });
     let closed = false;
     const release = () => {
@@ -150,4 +148,11 @@ function errorReason(error: unknown): string {
   if (error instanceof InvalidPositionError) return "invalid_position";
   if (error instanceof RangeError) return "invalid_argument";
   return "other";
+}
+
+/** For stores that do not report what they wrote (EventStoreDB: the client serializes). */
+function jsonBytes(events: NewEvent[]): number {
+  let bytes = 0;
+  for (const event of events) bytes += Buffer.byteLength(JSON.stringify(event.data)) + Buffer.byteLength(JSON.stringify(event.metadata));
+  return bytes;
 }

@@ -5,6 +5,7 @@
  * (methods, codes, reasons, kinds): never an account id or a command id.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { plainCounter, type PlainCounter } from "./plain-counter.js";
 
 /** Seconds; prometheus.DefBuckets, as go-grpc-prometheus uses them. */
 const RPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -13,17 +14,19 @@ const APPEND_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64];
 
 const GRPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
+type GrpcLabel = (typeof GRPC_LABELS)[number];
 
 export type SubscriptionKind = "account" | "all";
 
 export interface Metrics {
   registry: Registry;
+  /** Counted on every call: plain counters (plain-counter.ts). */
   grpc: {
-    started: Counter<(typeof GRPC_LABELS)[number]>;
-    handled: Counter<(typeof GRPC_LABELS)[number] | "grpc_code">;
-    handlingSeconds: Histogram<(typeof GRPC_LABELS)[number]>;
-    msgReceived: Counter<(typeof GRPC_LABELS)[number]>;
-    msgSent: Counter<(typeof GRPC_LABELS)[number]>;
+    started: PlainCounter<GrpcLabel>;
+    handled: PlainCounter<GrpcLabel | "grpc_code">;
+    handlingSeconds: Histogram<GrpcLabel>;
+    msgReceived: PlainCounter<GrpcLabel>;
+    msgSent: PlainCounter<GrpcLabel>;
   };
   store: {
     appendSeconds: Histogram<"outcome">;
@@ -35,15 +38,15 @@ export interface Metrics {
     errors: Counter<"operation" | "reason">;
   };
   commands: {
-    outcomes: Counter<"command" | "outcome">;
+    outcomes: PlainCounter<"command" | "outcome">;
     batchSize: Histogram;
-    cache: Counter<"result">;
+    cache: PlainCounter<"result">;
     snapshots: Counter<"operation" | "result">;
     repeatsAnswered: Counter;
   };
   subscriptions: {
     open: Gauge<"kind">;
-    eventsSent: Counter<"kind">;
+    eventsSent: PlainCounter<"kind">;
     lag: Gauge<"kind">;
   };
 }
@@ -59,13 +62,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Gauges named like counters (…_total): promtool check metrics rejects them, and libuv handle counts are not worth a lint failure.
   for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) registry.removeSingleMetric(name);
   const registers = [registry];
-  const grpcCounter = (name: string, help: string) => new Counter({ name, help, labelNames: GRPC_LABELS, registers });
+  const grpcCounter = (name: string, help: string) => plainCounter({ name, help, labelNames: GRPC_LABELS, registers });
 
   return {
     registry,
     grpc: {
       started: grpcCounter("grpc_server_started_total", "Total number of RPCs started on the server."),
-      handled: new Counter({
+      handled: plainCounter({
         name: "grpc_server_handled_total",
         help: "Total number of RPCs completed on the server, regardless of success or failure.",
         labelNames: [...GRPC_LABELS, "grpc_code"],
@@ -119,7 +122,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       }),
     },
     commands: {
-      outcomes: new Counter({
+      outcomes: plainCounter({
         name: "eventbank_commands_total",
         help: "Account commands answered, by command and outcome (accepted, or the ErrorInfo reason).",
         labelNames: ["command", "outcome"],
@@ -131,7 +134,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         buckets: SIZE_BUCKETS,
         registers,
       }),
-      cache: new Counter({
+      cache: plainCounter({
         name: "eventbank_account_cache_lookups_total",
         help: "Account cache lookups when loading an account (result: hit, miss).",
         labelNames: ["result"],
@@ -151,7 +154,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     subscriptions: {
       open: new Gauge({ name: "eventbank_subscriptions_open", help: "Open subscriptions, by kind (account, all).", labelNames: ["kind"], registers }),
-      eventsSent: new Counter({
+      eventsSent: plainCounter({
         name: "eventbank_subscription_events_sent_total",
         help: "Events delivered to subscriptions, by kind.",
         labelNames: ["kind"],
@@ -178,15 +181,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 export function initializeGrpcMetrics(metrics: Metrics, service: string, methods: Array<{ name: string; type: GrpcType }>): void {
   for (const { name, type } of methods) {
     const labels = { grpc_type: type, grpc_service: service, grpc_method: name };
-    metrics.grpc.started.inc(labels, 0);
-    metrics.grpc.msgReceived.inc(labels, 0);
-    metrics.grpc.msgSent.inc(labels, 0);
+    metrics.grpc.started.labels(labels);
+    metrics.grpc.msgReceived.labels(labels);
+    metrics.grpc.msgSent.labels(labels);
     metrics.grpc.handlingSeconds.zero(labels);
-    for (const code of GRPC_CODE_NAMES) metrics.grpc.handled.inc({ ...labels, grpc_code: code }, 0);
+    for (const code of GRPC_CODE_NAMES) metrics.grpc.handled.labels({ ...labels, grpc_code: code });
   }
   for (const kind of ["account", "all"] as const) {
     metrics.subscriptions.open.set({ kind }, 0);
-    metrics.subscriptions.eventsSent.inc({ kind }, 0);
+    metrics.subscriptions.eventsSent.labels({ kind });
   }
 }
 

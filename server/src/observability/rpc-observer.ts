@@ -7,6 +7,7 @@ import { status, type Metadata } from "@grpc/grpc-js";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter } from "@opentelemetry/api";
 import type { CommandTrace } from "../app/command-hooks.js";
 import { GRPC_CODE_NAMES, type GrpcType, type Metrics } from "./metrics.js";
+import type { CounterChild } from "./plain-counter.js";
 import type { Tracing } from "./tracing.js";
 
 export interface RpcObserver {
@@ -24,11 +25,11 @@ export interface RpcObservation {
 }
 
 interface MethodSeries {
-  started: { inc(): void };
-  received: { inc(): void };
-  sent: { inc(): void };
+  started: CounterChild;
+  received: CounterChild;
+  sent: CounterChild;
   seconds: { observe(value: number): void };
-  handled: Array<{ inc(): void }>;
+  handled: CounterChild[];
 }
 
 const metadataGetter: TextMapGetter<Metadata> = {
@@ -48,13 +49,13 @@ export function createRpcObserver(service: string, metrics: Metrics | undefined,
   const seriesOf = (metrics: Metrics, rpc: string, type: GrpcType): MethodSeries => {
     let found = series.get(rpc);
     if (!found) {
-      const labels = [type, service, rpc] as const;
+      const labels = { grpc_type: type, grpc_service: service, grpc_method: rpc };
       found = {
-        started: metrics.grpc.started.labels(...labels),
-        received: metrics.grpc.msgReceived.labels(...labels),
-        sent: metrics.grpc.msgSent.labels(...labels),
-        seconds: metrics.grpc.handlingSeconds.labels(...labels),
-        handled: GRPC_CODE_NAMES.map((code) => metrics.grpc.handled.labels(...labels, code)),
+        started: metrics.grpc.started.labels(labels),
+        received: metrics.grpc.msgReceived.labels(labels),
+        sent: metrics.grpc.msgSent.labels(labels),
+        seconds: metrics.grpc.handlingSeconds.labels(labels),
+        handled: GRPC_CODE_NAMES.map((code) => metrics.grpc.handled.labels({ ...labels, grpc_code: code })),
       };
       series.set(rpc, found);
     }
@@ -63,10 +64,6 @@ export function createRpcObserver(service: string, metrics: Metrics | undefined,
 
   return {
     start(rpc, type, metadata) {
-      const started = performance.now();
-      const methodSeries = metrics && seriesOf(metrics, rpc, type);
-      methodSeries?.started.inc();
-      methodSeries?.received.inc();
       let span: Span | undefined;
       if (tracing) {
         const parent = tracing.propagator.extract(ROOT_CONTEXT, metadata, metadataGetter);
@@ -76,25 +73,44 @@ export function createRpcObserver(service: string, metrics: Metrics | undefined,
           parent,
         );
       }
-      const spanContext = span?.spanContext();
-      return {
-        trace: spanContext && { traceId: spanContext.traceId, spanId: spanContext.spanId, traceFlags: spanContext.traceFlags },
-        sent: () => methodSeries?.sent.inc(),
-        end: (code) => {
-          if (methodSeries) {
-            if (type === "unary" && code === status.OK) methodSeries.sent.inc();
-            methodSeries.handled[code]?.inc();
-            methodSeries.seconds.observe((performance.now() - started) / 1000);
-          }
-          if (span) {
-            span.setAttribute("rpc.grpc.status_code", code);
-            if (SERVER_ERROR_CODES.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: GRPC_CODE_NAMES[code] ?? String(code) });
-            span.end();
-          }
-        },
-      };
+      return new Observation(type, metrics && seriesOf(metrics, rpc, type), span);
     },
   };
+}
+
+/** One call (a class, not closures: one allocation per call on the hot path). */
+class Observation implements RpcObservation {
+  readonly trace: CommandTrace | undefined;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly type: "unary" | "server_stream",
+    private readonly series: MethodSeries | undefined,
+    private readonly span: Span | undefined,
+  ) {
+    series?.started.inc();
+    series?.received.inc();
+    const spanContext = span?.spanContext();
+    this.trace = spanContext && { traceId: spanContext.traceId, spanId: spanContext.spanId, traceFlags: spanContext.traceFlags };
+  }
+
+  sent(): void {
+    this.series?.sent.inc();
+  }
+
+  end(code: status): void {
+    const { series, span } = this;
+    if (series) {
+      if (this.type === "unary" && code === status.OK) series.sent.inc();
+      series.handled[code]?.inc();
+      series.seconds.observe((performance.now() - this.started) / 1000);
+    }
+    if (span) {
+      span.setAttribute("rpc.grpc.status_code", code);
+      if (SERVER_ERROR_CODES.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: GRPC_CODE_NAMES[code] ?? String(code) });
+      span.end();
+    }
+  }
 }
 
 /** The parent context for spans of work done for a call (see command-observer.ts). */

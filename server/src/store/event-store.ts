@@ -47,6 +47,8 @@ export interface AppendResult {
   nextExpectedRevision: bigint;
   /** Global position of the last appended event. */
   position: string;
+  /** JSON bytes of data and metadata written, where the adapter has them at hand (SQLite); 0 for a repeat. */
+  bytes?: number;
 }
 
 export type ReadDirection = "forwards" | "backwards";

@@ -337,11 +337,15 @@ export class SqliteEventStore implements EventStore {
     const now = Date.now();
     let revision = last ?? -1n;
     let position = 0n;
+    let bytes = 0;
     for (const event of events) {
       revision += 1n;
+      const data = JSON.stringify(event.data);
+      const metadata = JSON.stringify(event.metadata);
+      bytes += Buffer.byteLength(data) + Buffer.byteLength(metadata);
       let info: Database.RunResult;
       try {
-        info = this.statements.insert.run(stream, revision, event.id, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata), now);
+        info = this.statements.insert.run(stream, revision, event.id, event.type, data, metadata, now);
       } catch (error) {
         // The id is taken elsewhere (an older revision, another stream): not a repeat of this append.
         if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE") throw this.duplicate(event.id, error);
@@ -349,7 +353,7 @@ export class SqliteEventStore implements EventStore {
       }
       position = BigInt(info.lastInsertRowid);
     }
-    return { nextExpectedRevision: revision, position: String(position) };
+    return { nextExpectedRevision: revision, position: String(position), bytes };
   }
 
   async findEvent(stream: string, eventId: string): Promise<{ revision: bigint } | undefined> {
@@ -372,7 +376,7 @@ export class SqliteEventStore implements EventStore {
       if (row.type !== event.type || row.data !== JSON.stringify(event.data)) return undefined;
       last = row;
     }
-    return last && { nextExpectedRevision: last.revision, position: String(last.position) };
+    return last && { nextExpectedRevision: last.revision, position: String(last.position), bytes: 0 };
   }
 
   /** The event id is taken: say where, so the caller can answer from history. */
