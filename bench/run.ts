@@ -38,13 +38,14 @@ if (args.includes("--scale")) {
   process.exit(await runScale(args));
 }
 const quick = args.includes("--quick");
-// --observability: only metrics on against off, in more rounds (on demand; prints, writes no docs).
+// --observability: only metrics on against off, in more rounds, with a second metrics-off server as an
+// A/A control that shows how far this machine's noise alone moves the ratio (on demand; prints, writes no docs).
 const observabilityOnly = args.includes("--observability");
 const entry = optionValue("--entry") ?? "server/src/main.ts";
 const command = `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`;
 
 const settings = observabilityOnly
-  ? { rounds: Number(optionValue("--rounds") ?? 16), warmupMs: 1_000, durationMs: 3_000, lengths: [], restarts: 0, warmDeposits: 0, growAccounts: 0 }
+  ? { rounds: Number(optionValue("--rounds") ?? 20), warmupMs: 500, durationMs: 2_000, lengths: [], restarts: 0, warmDeposits: 0, growAccounts: 0 }
   : quick
   ? { rounds: 3, warmupMs: 150, durationMs: 400, lengths: [10, 1_000, 10_000], restarts: 1, warmDeposits: 10, growAccounts: 0 }
   : { rounds: 5, warmupMs: 1_000, durationMs: 3_000, lengths: [10, 10_000, 100_000], restarts: 3, warmDeposits: 30, growAccounts: 30_000 };
@@ -111,6 +112,9 @@ async function throughput(): Promise<void> {
   if (!observabilityOnly) await add("grpc-js echo", "bench/echo-server.ts", {});
   await add("eventbank", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput.sqlite"), LOG_LEVEL: "warn" });
   await add("eventbank, metrics off", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-nometrics.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
+  if (observabilityOnly) {
+    await add("eventbank, metrics off (A/A control)", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-control.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
+  }
   if (!observabilityOnly) otlpSink = await startOtlpSink();
   if (otlpSink) await add("eventbank, metrics + tracing", entry, {
     EVENTBANK_SQLITE_PATH: join(dir, "throughput-tracing.sqlite"),
@@ -212,6 +216,7 @@ function observabilityCost(targets: Target[]): void {
   const rows = [
     { label: "metrics on (the default)", target: byName("eventbank") },
     { label: "metrics + tracing (always_on, OTLP/HTTP to a local sink)", target: byName("eventbank, metrics + tracing") },
+    { label: "metrics off, a second server (A/A control: the noise floor)", target: byName("eventbank, metrics off (A/A control)") },
   ].filter((row): row is { label: string; target: Target } => row.target !== undefined);
   const variants = ["spread", "hot"] as const;
   const throughputRatios = (target: Target, variant: (typeof variants)[number]) =>

@@ -15,11 +15,13 @@ import {
   OpenAccountRequest,
   ReadAccountEventsRequest,
   SubscribeAccountRequest,
+  SubscribeAccountResponse,
   SubscribeAllRequest,
+  SubscribeAllResponse,
   WithdrawRequest,
 } from "../../../client/src/gen/bank/v1/account_service.js";
 import { GetTransferRequest, TransferMoneyRequest, TransferServiceService } from "../../../client/src/gen/bank/v1/transfer_service.js";
-import type { BinaryReader } from "@bufbuild/protobuf/wire";
+import { BinaryWriter, type BinaryReader } from "@bufbuild/protobuf/wire";
 import type { Transfers } from "../app/transfers.js";
 import { createAccountService, type AccountServiceDependencies } from "./account-service.js";
 import { createTransferService } from "./transfer-service.js";
@@ -75,12 +77,31 @@ const requestDecoders: Record<string, (reader: BinaryReader) => unknown> = {
   getTransfer: (r) => GetTransferRequest.decode(r),
 };
 
+/**
+ * Stream messages (a catch-up sends one per event) are encoded into one
+ * reused writer, which serialization, being synchronous, can share: the
+ * generated serializer makes a new BinaryWriter and copies the bytes twice
+ * per message, about a tenth of a catch-up's CPU.
+ */
+const streamWriter = new BinaryWriter();
+const reusingWriter =
+  <T>(encode: (message: T, writer: BinaryWriter) => BinaryWriter) =>
+  (message: T): Buffer => {
+    const bytes = encode(message, streamWriter).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+const responseSerializers: Record<string, (message: never) => Buffer> = {
+  subscribeAccount: reusingWriter(SubscribeAccountResponse.encode),
+  subscribeAll: reusingWriter(SubscribeAllResponse.encode),
+};
+
 function guardedServiceDefinition(service: Record<string, object>, maxRequestBytes: number): ServiceDefinition {
   const definition: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(service)) {
     const decode = requestDecoders[name];
     if (!decode) throw new Error(`no request decoder for ${name}`);
-    definition[name] = { ...method, requestDeserialize: guardedDeserializer(decode, maxRequestBytes) };
+    const responseSerialize = responseSerializers[name];
+    definition[name] = { ...method, requestDeserialize: guardedDeserializer(decode, maxRequestBytes), ...(responseSerialize ? { responseSerialize } : {}) };
   }
   return definition as ServiceDefinition;
 }

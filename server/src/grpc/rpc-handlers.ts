@@ -5,7 +5,6 @@
  * one pino log line per RPC.
  */
 import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
-import { once } from "node:events";
 import type { Logger } from "pino";
 import type { CommandTrace } from "../app/command-hooks.js";
 import { CommandCancelledError } from "../app/errors.js";
@@ -125,18 +124,18 @@ export function serverStream<Req, Res>(
 
 const cancelledStatus: MappedStatus = { code: status.CANCELLED, reason: "CANCELLED", message: "cancelled by the client", metadata: {} };
 
-async function drainOrCancel(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  signal.addEventListener("abort", abort, { once: true });
-  try {
-    await once(call, "drain", { signal: controller.signal });
-  } catch {
-    // aborted: the loop notices the cancellation
-  } finally {
-    signal.removeEventListener("abort", abort);
-  }
+/** Until the stream drains or the call is cancelled (the loop notices which). Plain listeners: this runs every few messages. */
+function drainOrCancel(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.on("drain", done);
+    signal.addEventListener("abort", done);
+  });
 }
 
 function callContext(
