@@ -124,6 +124,23 @@ describe.runIf(available || required)("metrics scraped by a real Prometheus", ()
     expect(exposition).not.toContain("prom-alice");
   });
 
+  it("counts transfers by the state they reach", async () => {
+    await client.openAccount({ accountId: "prom-bob", owner: "Bob", currency: "EUR" });
+    const completed = await client.transfer({ fromAccountId: "prom-alice", toAccountId: "prom-bob", amount: 100n });
+    expect(completed.status).toBe("completed");
+    // Refused for its source's balance: requested, then failed (the caller gets the refusal).
+    const transferId = "prom-refused";
+    await expect(client.transfer({ transferId, fromAccountId: "prom-bob", toAccountId: "prom-alice", amount: 1_000_000n })).rejects.toThrow(/cannot reserve/);
+    expect((await client.getTransfer(transferId)).status).toBe("failed");
+
+    const transfers = (state: string) => `eventbank_transfers_total{job="eventbank",state="${state}"}`;
+    await eventually(async () => {
+      expect(await query(transfers("requested"))).toBe(2);
+      expect(await query(transfers("completed"))).toBe(1);
+      expect(await query(transfers("failed"))).toBe(1);
+    }, 20_000);
+  });
+
   async function query(promql: string): Promise<number | undefined> {
     const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(promql)}`);
     const body = (await response.json()) as { status: string; data: { result: Array<{ value: [number, string] }> } };

@@ -19,7 +19,9 @@ import {
   type SubscribeToStreamOptions,
   type Subscription,
 } from "../store/event-store.js";
+import { TRANSFER_STREAM_PREFIX } from "../app/transfer-aggregate.js";
 import type { Metrics, SubscriptionKind } from "./metrics.js";
+import type { CounterChild } from "./plain-counter.js";
 import type { SubscriptionLag, TrackedSubscription } from "./subscription-lag.js";
 
 export class MeteredEventStore implements EventStore {
@@ -27,6 +29,8 @@ export class MeteredEventStore implements EventStore {
   private readonly appendOk;
   private readonly appendConflict;
   private readonly appendError;
+  /** Transfer event types by the state they move a transfer into. */
+  private readonly transferStates: Map<string, CounterChild>;
 
   constructor(
     private readonly inner: EventStore,
@@ -37,6 +41,12 @@ export class MeteredEventStore implements EventStore {
     this.appendOk = appendSeconds.labels("ok");
     this.appendConflict = appendSeconds.labels("conflict");
     this.appendError = appendSeconds.labels("error");
+    const { transfers } = metrics;
+    this.transferStates = new Map([
+      ["TransferRequested", transfers.labels({ state: "requested" })],
+      ["TransferCompleted", transfers.labels({ state: "completed" })],
+      ["TransferFailed", transfers.labels({ state: "failed" })],
+    ]);
     // Only where the real store has it: the command handler checks for its presence.
     const findEvent = inner.findEvent?.bind(inner);
     if (findEvent) this.findEvent = (stream, eventId) => this.measured("find_event", () => findEvent(stream, eventId));
@@ -50,6 +60,9 @@ export class MeteredEventStore implements EventStore {
       const { store } = this.metrics;
       store.eventsAppended.inc(events.length);
       store.bytesAppended.inc(result.bytes ?? jsonBytes(events));
+      if (stream.startsWith(TRANSFER_STREAM_PREFIX) && result.bytes !== 0) {
+        for (const event of events) this.transferStates.get(event.type)?.inc();
+      }
       this.lag.appended(stream, result.nextExpectedRevision, result.position);
       return result;
     } catch (error) {

@@ -44,6 +44,8 @@ export interface Metrics {
     snapshots: Counter<"operation" | "result">;
     repeatsAnswered: Counter;
   };
+  /** Transfer state changes this server recorded; summed over servers, requested - completed - failed are pending. */
+  transfers: PlainCounter<"state">;
   subscriptions: {
     open: Gauge<"kind">;
     eventsSent: PlainCounter<"kind">;
@@ -152,6 +154,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         registers,
       }),
     },
+    transfers: plainCounter({
+      name: "eventbank_transfers_total",
+      help: "Transfers this server moved into a state (requested, completed, failed); summed over all servers, requested minus completed minus failed are pending.",
+      labelNames: ["state"],
+      registers,
+    }),
     subscriptions: {
       open: new Gauge({ name: "eventbank_subscriptions_open", help: "Open subscriptions, by kind (account, all).", labelNames: ["kind"], registers }),
       eventsSent: plainCounter({
@@ -187,6 +195,7 @@ export function initializeGrpcMetrics(metrics: Metrics, service: string, methods
     metrics.grpc.handlingSeconds.zero(labels);
     for (const code of GRPC_CODE_NAMES) metrics.grpc.handled.labels({ ...labels, grpc_code: code });
   }
+  for (const state of ["requested", "completed", "failed"]) metrics.transfers.labels({ state });
   for (const kind of ["account", "all"] as const) {
     metrics.subscriptions.open.set({ kind }, 0);
     metrics.subscriptions.eventsSent.labels({ kind });
