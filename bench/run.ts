@@ -39,8 +39,11 @@ if (args.includes("--scale")) {
 }
 const quick = args.includes("--quick");
 // --observability: only metrics on against off, in more rounds, with a second metrics-off server as an
-// A/A control that shows how far this machine's noise alone moves the ratio (on demand; prints, writes no docs).
+// A/A control that shows how far this machine's noise alone moves the ratio (on demand; writes its own
+// section of docs/performance.md).
 const observabilityOnly = args.includes("--observability");
+// --ab-env=K=V: one more eventbank (metrics off) with this setting, compared with metrics off in the same rounds.
+const abEnv = optionValue("--ab-env")?.split("=");
 const entry = optionValue("--entry") ?? "server/src/main.ts";
 const command = `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`;
 
@@ -62,7 +65,7 @@ let otlpSink: OtlpSink | undefined;
 
 try {
   const machine = `${cpus().length} cores (nproc), ${cpuModel()}, Node ${process.version}`;
-  print(`## Results (${quick ? "quick" : "full"} run)`, "");
+  print(observabilityOnly ? "## Cost of observability, on its own (more rounds)" : `## Results (${quick ? "quick" : "full"} run)`, "");
   print(`- Machine: ${machine}`, `- Command: \`${command}\``, `- Date: ${new Date().toISOString()}`, "");
   await throughput();
   if (!observabilityOnly) await streamLength();
@@ -86,7 +89,8 @@ if (problems.length > 0) {
   process.stderr.write(`bench failed:\n${problems.join("\n")}\n`);
   process.exit(1);
 }
-if (!quick && !observabilityOnly) writeDocsSection(report.join("\n"), "bench");
+if (observabilityOnly) writeDocsSection(report.join("\n"), "observability");
+else if (!quick) writeDocsSection(report.join("\n"), "bench");
 
 // ---------------------------------------------------------------------------
 
@@ -113,7 +117,15 @@ async function throughput(): Promise<void> {
   await add("eventbank", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput.sqlite"), LOG_LEVEL: "warn" });
   await add("eventbank, metrics off", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-nometrics.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
   if (observabilityOnly) {
-    await add("eventbank, metrics off (A/A control)", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-control.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
+    await add("eventbank, metrics off, second server", entry, { EVENTBANK_SQLITE_PATH: join(dir, "throughput-control.sqlite"), LOG_LEVEL: "warn", EVENTBANK_METRICS_PORT: "0" });
+  }
+  if (abEnv) {
+    await add(`eventbank, metrics off, ${abEnv.join("=")}`, entry, {
+      EVENTBANK_SQLITE_PATH: join(dir, "throughput-ab.sqlite"),
+      LOG_LEVEL: "warn",
+      EVENTBANK_METRICS_PORT: "0",
+      [abEnv[0]!]: abEnv[1] ?? "",
+    });
   }
   if (!observabilityOnly) otlpSink = await startOtlpSink();
   if (otlpSink) await add("eventbank, metrics + tracing", entry, {
@@ -216,7 +228,8 @@ function observabilityCost(targets: Target[]): void {
   const rows = [
     { label: "metrics on (the default)", target: byName("eventbank") },
     { label: "metrics + tracing (always_on, OTLP/HTTP to a local sink)", target: byName("eventbank, metrics + tracing") },
-    { label: "metrics off, a second server (A/A control: the noise floor)", target: byName("eventbank, metrics off (A/A control)") },
+    { label: "metrics off, a second server (A/A control: the noise floor)", target: byName("eventbank, metrics off, second server") },
+    ...(abEnv ? [{ label: `metrics off, ${abEnv.join("=")}`, target: byName(`eventbank, metrics off, ${abEnv.join("=")}`) }] : []),
   ].filter((row): row is { label: string; target: Target } => row.target !== undefined);
   const variants = ["spread", "hot"] as const;
   const throughputRatios = (target: Target, variant: (typeof variants)[number]) =>
