@@ -51,8 +51,6 @@ export interface Config {
   maxConnectionIdleMs: number;
   /** SQLite: how long an append waits (off the event loop) for a write lock another process holds. */
   sqliteLockTimeoutMs: number;
-  /** SQLite: how often a worker thread checkpoints the WAL, off the event loop; 0: only inside COMMITs. */
-  sqliteCheckpointIntervalMs: number;
   /** How often the store is probed while it fails (EventStoreDB: also while it serves). */
   healthProbeIntervalMs: number;
   /** How long a transfer may stay pending before any server's transfer process drives it. */
@@ -131,7 +129,6 @@ export function loadConfig(env: Env = process.env): Config {
     keepaliveTimeoutMs: integer(env, "EVENTBANK_KEEPALIVE_TIMEOUT_MS", 10_000, 100, 600_000),
     maxConnectionIdleMs: integer(env, "EVENTBANK_MAX_CONNECTION_IDLE_MS", 300_000, 1_000, 86_400_000),
     sqliteLockTimeoutMs: integer(env, "EVENTBANK_SQLITE_LOCK_TIMEOUT_MS", 5_000, 0, 600_000),
-    sqliteCheckpointIntervalMs: integer(env, "EVENTBANK_SQLITE_CHECKPOINT_MS", 100, 0, 60_000),
     healthProbeIntervalMs: integer(env, "EVENTBANK_HEALTH_PROBE_INTERVAL_MS", 1_000, 10, 600_000),
     transferRecoveryMs: integer(env, "EVENTBANK_TRANSFER_RECOVERY_MS", 2_000, 50, 3_600_000),
     failpoints: failpoints(env),

@@ -46,11 +46,7 @@ export async function createStores(config: Config, sqliteOptions: SqliteEventSto
   let snapshots: SnapshotStore | undefined;
   switch (config.store) {
     case "sqlite":
-      events = new SqliteEventStore(config.sqlitePath, {
-        ...sqliteOptions,
-        lockTimeoutMs: config.sqliteLockTimeoutMs,
-        checkpointIntervalMs: config.sqliteCheckpointIntervalMs,
-      });
+      events = new SqliteEventStore(config.sqlitePath, { ...sqliteOptions, lockTimeoutMs: config.sqliteLockTimeoutMs });
       snapshots = withSnapshots ? new SqliteSnapshotStore(config.sqlitePath) : undefined;
       break;
     case "esdb": {
@@ -82,10 +78,7 @@ export async function startEventbank(config: Config, logger: Logger, store?: Eve
   // A store passed in (tests) comes without snapshots.
   const stores: Stores = store
     ? { events: store, snapshots: undefined, close: () => store.close() }
-    : await createStores(config, {
-        ...(observability.onGroupCommit ? { onGroupCommit: observability.onGroupCommit } : {}),
-        onCheckpointerError: (error) => logger.warn({ err: error }, "SQLite checkpoint worker stopped; COMMITs checkpoint the WAL themselves"),
-      });
+    : await createStores(config, observability.onGroupCommit ? { onGroupCommit: observability.onGroupCommit } : {});
   // Store faults met by any call make health NOT_SERVING until a probe finds the store working again.
   let health: StoreHealthMonitor | undefined;
   const eventStore = reportingFaults(observability.wrapStore(stores.events), (fault) => health?.reportFault(fault));

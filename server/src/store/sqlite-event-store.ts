@@ -18,7 +18,6 @@ import Database from "better-sqlite3";
 import { EventEmitter } from "node:events";
 import { sqliteFault } from "./sqlite-faults.js";
 import { openSqlite } from "./sqlite-open.js";
-import { startBackgroundCheckpointer, type Checkpointer } from "./sqlite-checkpointer.js";
 import {
   DuplicateEventError,
   InvalidPositionError,
@@ -58,14 +57,6 @@ export interface SqliteEventStoreOptions {
   lockTimeoutMs?: number;
   /** Told the number of appends in each group commit (metrics). */
   onGroupCommit?: (appends: number) => void;
-  /**
-   * Checkpoints the WAL from a worker thread this often, so COMMITs on the
-   * event loop rarely do (sqlite-checkpointer.ts). Absent or 0: SQLite's
-   * automatic checkpoint alone, inside the COMMITs.
-   */
-  checkpointIntervalMs?: number;
-  /** Told when the checkpoint worker fails (it is not needed for correctness). */
-  onCheckpointerError?: (error: Error) => void;
 }
 
 /** What SQLite itself may wait for a lock, blocking the thread; longer waits are retries on timers. */
@@ -127,7 +118,6 @@ type AppendOutcome = { ok: true; result: AppendResult } | { ok: false; error: un
 
 export class SqliteEventStore implements EventStore {
   private readonly db: Database.Database;
-  private readonly checkpointer: Checkpointer | undefined;
   private readonly appended = new EventEmitter();
   private readonly subscriptions = new Set<PolledSubscription>();
   private readonly pollIntervalMs: number;
@@ -179,9 +169,6 @@ export class SqliteEventStore implements EventStore {
       );
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite store at ${path}: ${(error as Error).message}`, { cause: error });
-    }
-    if (options.checkpointIntervalMs) {
-      this.checkpointer = startBackgroundCheckpointer(path, options.checkpointIntervalMs, options.onCheckpointerError ?? (() => {}));
     }
     const db = this.db;
     this.statements = {
@@ -467,7 +454,6 @@ export class SqliteEventStore implements EventStore {
     clearTimeout(this.lockRetry);
     while (this.pending.length > 0) this.flush(); // appends already accepted still get written (or fail, if locked)
     await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
-    await this.checkpointer?.close();
     this.db.close();
   }
 
