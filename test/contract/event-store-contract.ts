@@ -85,6 +85,16 @@ export function describeEventStoreContract(name: string, factory: () => Promise<
         expect(await types(store, stream)).toEqual(["A", "B"]);
       });
 
+      it("keeps ids per stream: the same event id in another stream is that stream's own event", async () => {
+        const shared = event("A");
+        await store.append(stream, [shared], "no_stream");
+        const other = `${stream}-other`;
+        const result = await store.append(other, [shared], "no_stream");
+        expect(result.nextExpectedRevision).toBe(0n);
+        expect(await types(store, stream)).toEqual(["A"]);
+        expect(await types(store, other)).toEqual(["A"]);
+      });
+
       it("writes a multi-event append all or nothing", async () => {
         await store.append(stream, [event("A")], "no_stream");
         await expect(store.append(stream, [event("B"), event("C"), event("D")], 5n)).rejects.toBeInstanceOf(

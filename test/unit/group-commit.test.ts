@@ -52,12 +52,11 @@ describe("SQLite group commit", () => {
   });
 
   it("rolls back only the append that fails midway, keeping the rest of its group", async () => {
-    const taken = event();
-    await store.append("s-1", [taken], "no_stream");
+    const first = event();
     const results = await outcomes([
       store.append("s-2", [event()], "no_stream"),
-      // Its second event reuses an id stored elsewhere: the insert fails after the first went in.
-      store.append("s-3", [event(), { ...event(), id: taken.id }], "no_stream"),
+      // Its second event reuses the first one's id: the insert fails after the first went in.
+      store.append("s-3", [first, { ...event(), id: first.id }], "no_stream"),
       store.append("s-4", [event()], "no_stream"),
     ]);
     expect(results.map((result) => result.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);

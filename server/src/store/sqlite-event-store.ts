@@ -90,17 +90,22 @@ interface EventRow {
   created_at: bigint;
 }
 
+// Event ids are unique per stream, as on EventStoreDB, and indexed after the stream: an append
+// touches index pages of its own stream, where one index over every (random, name-based) id put
+// each new event on a random page of a large file. Files made before keep UNIQUE (event_id);
+// the queries by id name the stream too, so they use either index.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   position   INTEGER PRIMARY KEY AUTOINCREMENT,
   stream     TEXT    NOT NULL,
   revision   INTEGER NOT NULL,
-  event_id   TEXT    NOT NULL UNIQUE,
+  event_id   TEXT    NOT NULL,
   type       TEXT    NOT NULL,
   data       TEXT    NOT NULL,
   metadata   TEXT    NOT NULL,
   created_at INTEGER NOT NULL,
-  UNIQUE (stream, revision)
+  UNIQUE (stream, revision),
+  UNIQUE (stream, event_id)
 );
 `;
 
@@ -135,8 +140,8 @@ export class SqliteEventStore implements EventStore {
 
   private readonly statements: {
     lastRevision: Database.Statement<[string], { revision: bigint | null }>;
-    byEventId: Database.Statement<[string], { stream: string; revision: bigint; position: bigint }>;
-    eventById: Database.Statement<[string], { stream: string; revision: bigint; position: bigint; type: string; data: string }>;
+    byEventId: Database.Statement<[string, string], { revision: bigint; position: bigint }>;
+    eventById: Database.Statement<[string, string], { revision: bigint; position: bigint; type: string; data: string }>;
     insert: Database.Statement<[string, bigint, string, string, string, string, number]>;
     forwards: Database.Statement<[string, bigint, number], EventRow>;
     backwards: Database.Statement<[string, bigint, number], EventRow>;
@@ -173,8 +178,8 @@ export class SqliteEventStore implements EventStore {
     const db = this.db;
     this.statements = {
       lastRevision: db.prepare("SELECT MAX(revision) AS revision FROM events WHERE stream = ?"),
-      byEventId: db.prepare("SELECT stream, revision, position FROM events WHERE event_id = ?"),
-      eventById: db.prepare("SELECT stream, revision, position, type, data FROM events WHERE event_id = ?"),
+      byEventId: db.prepare("SELECT revision, position FROM events WHERE stream = ? AND event_id = ?"),
+      eventById: db.prepare("SELECT revision, position, type, data FROM events WHERE stream = ? AND event_id = ?"),
       insert: db.prepare(
         "INSERT INTO events (stream, revision, event_id, type, data, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -347,8 +352,8 @@ export class SqliteEventStore implements EventStore {
       try {
         info = this.statements.insert.run(stream, revision, event.id, event.type, data, metadata, now);
       } catch (error) {
-        // The id is taken elsewhere (an older revision, another stream): not a repeat of this append.
-        if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE") throw this.duplicate(event.id, error);
+        // The id is taken at an older revision: not a repeat of this append.
+        if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE") throw this.duplicate(stream, event.id, error);
         throw error;
       }
       position = BigInt(info.lastInsertRowid);
@@ -358,8 +363,8 @@ export class SqliteEventStore implements EventStore {
 
   async findEvent(stream: string, eventId: string): Promise<{ revision: bigint } | undefined> {
     this.assertOpen();
-    const row = this.statements.byEventId.get(eventId);
-    return row && row.stream === stream ? { revision: row.revision } : undefined;
+    const row = this.statements.byEventId.get(stream, eventId);
+    return row && { revision: row.revision };
   }
 
   /**
@@ -370,9 +375,9 @@ export class SqliteEventStore implements EventStore {
   private findRepeatedAppend(stream: string, events: NewEvent[], at: bigint | undefined): AppendResult | undefined {
     let last: { revision: bigint; position: bigint } | undefined;
     for (const [index, event] of events.entries()) {
-      const row = this.statements.eventById.get(event.id);
+      const row = this.statements.eventById.get(stream, event.id);
       const revision = index === 0 ? (at ?? row?.revision) : last!.revision + 1n;
-      if (!row || row.stream !== stream || row.revision !== revision) return undefined;
+      if (!row || row.revision !== revision) return undefined;
       if (row.type !== event.type || row.data !== JSON.stringify(event.data)) return undefined;
       last = row;
     }
@@ -380,10 +385,11 @@ export class SqliteEventStore implements EventStore {
   }
 
   /** The event id is taken: say where, so the caller can answer from history. */
-  private duplicate(eventId: string, cause?: unknown): Error {
-    const row = this.statements.byEventId.get(eventId);
-    if (!row) return new Error(`event id ${eventId} could not be written`, { cause });
-    return new DuplicateEventError(row.stream, eventId, row.revision);
+  private duplicate(stream: string, eventId: string, cause?: unknown): Error {
+    const row = this.statements.byEventId.get(stream, eventId);
+    // Only in a file made before ids were unique per stream: the id is taken in another stream.
+    if (!row) return new Error(`event id ${eventId} is taken by another stream`, { cause });
+    return new DuplicateEventError(stream, eventId, row.revision);
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
