@@ -16,6 +16,8 @@ export interface ServerChild {
   rssMiB(): number;
   /** CPU time used so far (user + system), in ms. */
   cpuMs(): number;
+  /** I/O so far, from /proc: bytes written to storage, and read syscalls (files and sockets). */
+  io(): ProcessIo;
   stop(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export async function startServer(script: string, env: Record<string, string>, l
     address,
     rssMiB: () => rssMiB(child.pid!),
     cpuMs: () => cpuMs(child.pid!),
+    io: () => processIo(child.pid!),
     stop: async () => {
       if (exited) return;
       child.kill("SIGTERM");
@@ -121,6 +124,17 @@ export function startLoad(): LoadChild {
 function rssMiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return match ? Math.round(Number(match[1]) / 102.4) / 10 : NaN;
+}
+
+export interface ProcessIo {
+  writeBytes: number;
+  readSyscalls: number;
+}
+
+function processIo(pid: number): ProcessIo {
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, "m").exec(io)?.[1] ?? NaN);
+  return { writeBytes: field("write_bytes"), readSyscalls: field("syscr") };
 }
 
 /** utime + stime of a process, in ms (clock ticks are 10 ms on Linux). */

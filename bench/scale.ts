@@ -157,6 +157,15 @@ export async function runScale(args: string[]): Promise<number> {
         `${fmt(pairRatio(warmLarge!.rounds, warmSmall!.rounds, (r) => r.p50Ms), 2)}x / **${fmt(pairRatio(warmLarge!.rounds, warmSmall!.rounds, (r) => r.p99Ms), 2)}x**`,
         "p99 <= 1.5x",
       );
+      const perDeposit = ({ cost }: (typeof warm)[number]) =>
+        `${fmt((cost.cpuMs * 1000) / cost.calls, 0)} us, ${fmt(cost.writeBytes / cost.calls / 1024, 1)} KiB, ${fmt(cost.readSyscalls / cost.calls, 1)}`;
+      row(
+        "... per Deposit: server CPU, bytes written to storage, read syscalls",
+        perDeposit(warmLarge!),
+        `${perDeposit(warmSmall!)} (small)`,
+        `${fmt(warmLarge!.cost.cpuMs / warmLarge!.cost.calls / (warmSmall!.cost.cpuMs / warmSmall!.cost.calls), 2)}x CPU`,
+        "",
+      );
       const variant = warm[2];
       if (variant) {
         row(
@@ -334,6 +343,8 @@ async function alternatingRounds(contenders: Contender[], shared: string[], load
       load,
       accounts,
       rounds: [] as RoundResult[],
+      /** The server's CPU, storage writes and read syscalls over the rounds, and the calls they answered. */
+      cost: { cpuMs: 0, writeBytes: 0, readSyscalls: 0, calls: 0 },
       close: async () => {
         load.stop();
         loads.splice(loads.indexOf(load), 1);
@@ -344,8 +355,14 @@ async function alternatingRounds(contenders: Contender[], shared: string[], load
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < targets.length; i++) {
       const target = targets[(i + round) % targets.length]!;
+      const [cpuBefore, ioBefore] = [target.server.cpuMs(), target.server.io()];
       const result = await target.load.round({ accounts: target.accounts, concurrency: CONCURRENCY, warmupMs: WARMUP_MS, durationMs: DURATION_MS });
       if (result.errors > 0) throw new Error(`${target.name}: ${result.errors} errors, first: ${result.firstError}`);
+      const ioAfter = target.server.io();
+      target.cost.cpuMs += target.server.cpuMs() - cpuBefore;
+      target.cost.writeBytes += ioAfter.writeBytes - ioBefore.writeBytes;
+      target.cost.readSyscalls += ioAfter.readSyscalls - ioBefore.readSyscalls;
+      target.cost.calls += result.completed;
       target.rounds.push(result);
     }
   }
