@@ -172,7 +172,7 @@ export async function runScale(args: string[]): Promise<number> {
           `... ${variant.name}: OK/s, p50 / p99 ms`,
           `${fmt(median(variant.rounds.map((r) => r.okPerSecond)), 0)}, ${fmt(median(variant.rounds.map((r) => r.p50Ms)), 1)} / ${fmt(median(variant.rounds.map((r) => r.p99Ms)), 1)}`,
           "(small)",
-          `${fmt(pairRatio(variant.rounds, warmSmall!.rounds, (r) => r.okPerSecond), 2)}x, p99 ${fmt(pairRatio(variant.rounds, warmSmall!.rounds, (r) => r.p99Ms), 2)}x`,
+          `${fmt(pairRatio(variant.rounds, warmSmall!.rounds, (r) => r.okPerSecond), 2)}x, p99 ${fmt(pairRatio(variant.rounds, warmSmall!.rounds, (r) => r.p99Ms), 2)}x; per Deposit ${perDeposit(variant)}`,
           "",
         );
       }
