@@ -112,6 +112,13 @@ export interface SubscribeAccountOptions extends SubscribeOptions {
 export interface SubscribeAllOptions extends SubscribeOptions {
   /** Exclusive: the events after this position (an event's `position`). Default: from the first event. */
   fromPosition?: string;
+  /**
+   * Events the server may send in one message when they are ready together
+   * (max_events_per_message, 1 to 1,000). Default 256, which makes a
+   * catch-up several times faster; 1: one event per message. Iteration
+   * yields one event at a time either way.
+   */
+  eventsPerMessage?: number;
 }
 
 /**
@@ -275,7 +282,9 @@ export function createAccountClient(options: AccountClientOptions): AccountClien
         sub,
         closing.signal,
         sub.fromPosition,
-        (from) => serverStream(Service.subscribeAll, { fromPosition: from }, sub),
+        // Events ready together come in batches (a catch-up is several times faster); a server
+        // older than the field ignores it and sends one event per message, which reads the same.
+        (from) => serverStream(Service.subscribeAll, { fromPosition: from, maxEventsPerMessage: sub.eventsPerMessage ?? EVENTS_PER_MESSAGE }, sub),
         (event) => event.position,
       ),
     close: () => {
@@ -289,7 +298,12 @@ function moneyRequest(input: MoneyInput, commandId: string) {
   return { accountId: input.accountId, amount: input.amount, commandId, expectedRevision: input.expectedRevision };
 }
 
-type StreamMessage = { message?: { $case: "event"; value: WireEvent } | { $case: "caughtUp"; value: object } | undefined };
+/** What SubscribeAll asks for by default: events per message, when they are ready together. */
+const EVENTS_PER_MESSAGE = 256;
+
+type StreamMessage = {
+  message?: { $case: "event"; value: WireEvent } | { $case: "events"; value: { events: WireEvent[] } } | { $case: "caughtUp"; value: object } | undefined;
+};
 
 /**
  * A subscription over one or more server streams: `open(from)` starts a
@@ -332,6 +346,12 @@ function subscription<From>(
               const event = toAccountEvent(message.value);
               from = cursorOf(event); // before yielding: a resume never repeats a delivered event
               yield event;
+            } else if (message?.$case === "events") {
+              for (const wire of message.value.events) {
+                const event = toAccountEvent(wire);
+                from = cursorOf(event);
+                yield event;
+              }
             } else if (message?.$case === "caughtUp") {
               settleCaughtUp(true);
               yield { type: "caughtUp" };

@@ -369,6 +369,52 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         resumed.cancel();
       });
 
+      it("sends SubscribeAll's events in batches when asked: the same events, in order, then caught_up, then live ones", async () => {
+        const id = newId();
+        await open(id);
+        for (let i = 1; i <= 30; i++) await deposit(id, BigInt(i));
+        const untilCaughtUp = async (maxEventsPerMessage: number | undefined) => {
+          const stream = client.subscribeAll(maxEventsPerMessage === undefined ? {} : { maxEventsPerMessage });
+          const messages = readMessages<SubscribeAllResponse>(stream);
+          const positions: string[] = [];
+          const sizes: number[] = [];
+          for (;;) {
+            const { message } = await messages.next();
+            if (message?.$case === "caughtUp") return { stream, messages, positions, sizes };
+            const events = message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+            sizes.push(events.length);
+            positions.push(...events.map((event) => event.position));
+          }
+        };
+        const single = await untilCaughtUp(undefined);
+        single.stream.cancel();
+        expect(new Set(single.sizes)).toEqual(new Set([1]));
+        const batched = await untilCaughtUp(10);
+        expect(batched.positions.slice(0, single.positions.length)).toEqual(single.positions);
+        expect(Math.max(...batched.sizes)).toBeLessThanOrEqual(10);
+        // SQLite reads a page of events at once, so its batches fill; EventStoreDB's arrive as its stream delivers them.
+        if (kind === "sqlite") expect(batched.sizes.slice(0, -1).every((size) => size === 10)).toBe(true);
+        // Live: an append after caught_up arrives too.
+        const other = newId();
+        await open(other);
+        let live: string | undefined;
+        while (live !== other) {
+          const { message } = await batched.messages.next();
+          const events = message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+          live = events.at(-1)?.accountId;
+        }
+        batched.stream.cancel();
+      });
+
+      it("rejects max_events_per_message above 1,000", async () => {
+        const stream = client.subscribeAll({ maxEventsPerMessage: 1001 });
+        const error = await new Promise((resolve) => {
+          stream.on("error", resolve);
+          stream.on("data", () => {});
+        });
+        expect(decodeError(error)).toMatchObject({ code: status.INVALID_ARGUMENT, metadata: { field: "max_events_per_message" } });
+      });
+
       it("releases the server's subscription when the client cancels", async () => {
         const id = newId();
         await open(id);

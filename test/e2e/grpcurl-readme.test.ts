@@ -60,7 +60,9 @@ function sampleRefusal(): string {
 }
 
 /** Events printed before the {"caughtUp":{}} marker; grpcurl leaves out a zero revision. */
-const history = (stream: StreamingCommand) => stream.messages.slice(0, stream.messages.findIndex((m) => "caughtUp" in m)).map((m) => m.event);
+/** The events a message carries: one in `event`, or a batch in `events` (SubscribeAll's max_events_per_message). */
+const eventsOf = (m: any): any[] => (m.event ? [m.event] : (m.events?.events ?? []));
+const history = (stream: StreamingCommand) => stream.messages.slice(0, stream.messages.findIndex((m) => "caughtUp" in m)).flatMap(eventsOf);
 const revision = (event: { revision?: string }) => event.revision ?? "0";
 
 describe("grpcurl runs the README's lines", () => {
@@ -102,7 +104,7 @@ describe("grpcurl runs the README's lines", () => {
         used.add(index);
         return lines[index]!;
       };
-      const streams: Record<"account" | "accountResumed" | "all" | "allResumed", StreamingCommand> = {} as never;
+      const streams: Record<"account" | "accountResumed" | "all" | "allResumed" | "allBatched", StreamingCommand> = {} as never;
       afterAll(async () => {
         await Promise.all(Object.values(streams).map((stream) => stream.interrupt()));
       });
@@ -153,6 +155,7 @@ describe("grpcurl runs the README's lines", () => {
         streams.all = startStreamingCommand(next(/'\{\}' \S+ bank\.v1\.AccountService\/SubscribeAll$/), GRPCURL!, server.address);
         const resumeAll = next(/"from_position":"(\w+)".*\/SubscribeAll\s/s);
         streams.allResumed = startStreamingCommand(resumeAll, GRPCURL!, server.address);
+        streams.allBatched = startStreamingCommand(next(/"max_events_per_message":100.*\/SubscribeAll\s/s), GRPCURL!, server.address);
         for (const stream of Object.values(streams)) await stream.waitFor((m) => "caughtUp" in m);
 
         expect(history(streams.account).map(revision)).toEqual(["0", "1", "2"]);
@@ -168,6 +171,9 @@ describe("grpcurl runs the README's lines", () => {
         const after = all.findIndex((e) => e.position === from);
         expect(after, `an event at position ${from}`).toBeGreaterThanOrEqual(0);
         expect(history(streams.allResumed)).toEqual(all.slice(after + 1));
+        // In batches: the same events; the three of the catch-up were ready together, so one message.
+        expect(history(streams.allBatched)).toEqual(all);
+        expect(streams.allBatched.messages[0]).toEqual({ events: { events: all } });
       });
 
       it("prints a refusal exactly as the README's sample shows: status, message and ErrorInfo reason", async () => {
@@ -199,9 +205,9 @@ describe("grpcurl runs the README's lines", () => {
         expect(closed.revision).toBe(String(BigInt(withdrawn.revision) + 1n));
 
         for (const [name, stream] of Object.entries(streams)) {
-          await stream.waitFor((m) => m.event?.closed !== undefined && m.event.revision === closed.revision);
+          await stream.waitFor((m) => eventsOf(m).some((e) => e.closed !== undefined && e.revision === closed.revision));
           const caughtUp = stream.messages.findIndex((m) => "caughtUp" in m);
-          const live = stream.messages.slice(caughtUp + 1).map((m) => m.event);
+          const live = stream.messages.slice(caughtUp + 1).flatMap(eventsOf);
           expect(live.find((e) => e.withdrawn), name).toMatchObject({ accountId: "alice", revision: withdrawn.revision, withdrawn: { amount: "1000" }, commandId: "wd-2" });
           expect(live.at(-1), name).toMatchObject({ accountId: "alice", revision: closed.revision, closed: {} });
           expect(stream.messages.filter((m) => "caughtUp" in m), name).toHaveLength(1);

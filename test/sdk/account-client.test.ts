@@ -113,6 +113,25 @@ describe("subscriptions", () => {
     expect(items).toEqual(["deposited@2", "caughtUp"]);
   });
 
+  it("delivers the same events from SubscribeAll in batches (the default) as one per message", async () => {
+    const accountId = newId("batches");
+    await client.openAccount({ accountId, owner: "Ha", currency: "EUR" });
+    for (let amount = 1n; amount <= 20n; amount++) await client.deposit({ accountId, amount });
+    const catchUp = async (eventsPerMessage?: number) => {
+      const positions: string[] = [];
+      for await (const item of client.subscribeAll(eventsPerMessage === undefined ? {} : { eventsPerMessage })) {
+        if (item.type === "caughtUp") return positions;
+        positions.push(item.position);
+      }
+      throw new Error("ended before caughtUp");
+    };
+    const one = await catchUp(1);
+    const batched = await catchUp();
+    expect(one.length).toBeGreaterThanOrEqual(21);
+    expect(batched.slice(0, one.length)).toEqual(one);
+    await expect(catchUp(1001)).rejects.toMatchObject({ reason: "INVALID_ARGUMENT", field: "max_events_per_message" });
+  });
+
   it("follows all accounts and resumes after a position", async () => {
     const accountId = newId("all");
     await client.openAccount({ accountId, owner: "Gu", currency: "EUR" });

@@ -12,9 +12,14 @@ import {
 import type { AccountCommandHandler, CommandContext } from "../app/account-command-handler.js";
 import type { AccountQueries } from "../app/account-queries.js";
 import type { AccountCommand } from "../domain/account.js";
+import { ValidationError } from "../domain/errors.js";
 import type { Subscription, SubscriptionMessage } from "../store/event-store.js";
+import { inBatches, type BatchedMessage } from "./event-batches.js";
 import { toAccountEventMessage, toAccountMessage } from "./proto-mapping.js";
 import { serverStream, unary, type CallContext, type MessageSource, type RpcRuntime } from "./rpc-handlers.js";
+
+/** The most events SubscribeAll puts in one message (max_events_per_message). */
+export const MAX_EVENTS_PER_MESSAGE = 1_000;
 
 export interface AccountServiceDependencies {
   commands: AccountCommandHandler;
@@ -31,7 +36,12 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
     return { account: toAccountMessage(snapshot), revision: snapshot.revision };
   };
 
-  const subscription = <R>(open: () => Subscription, wrap: (message: SubscriptionMessage) => R): MessageSource<R> => {
+  /** Opens a subscription for a stream RPC; `messages` may regroup what it delivers. */
+  const subscription = <M, R>(
+    open: () => Subscription,
+    wrap: (message: M) => R,
+    messages: (source: Subscription) => AsyncIterable<M> = (source) => source as AsyncIterable<M>,
+  ): MessageSource<R> => {
     const release = deps.admitSubscription?.() ?? (() => {});
     let source: Subscription;
     try {
@@ -49,7 +59,7 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
       close,
       async *[Symbol.asyncIterator]() {
         try {
-          for await (const message of source) yield wrap(message);
+          for await (const message of messages(source)) yield wrap(message);
         } finally {
           await close();
         }
@@ -85,15 +95,31 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
     subscribeAccount: serverStream(runtime, "SubscribeAccount", (request) =>
       subscription(
         () => queries.subscribeToAccount(request.accountId, request.fromRevision),
-        (message): SubscribeAccountResponse => ({ message: toStreamMessage(message) }),
+        (message: SubscriptionMessage): SubscribeAccountResponse => ({ message: toStreamMessage(message) }),
       ),
     ),
-    subscribeAll: serverStream(runtime, "SubscribeAll", (request) =>
-      subscription(
+    subscribeAll: serverStream(runtime, "SubscribeAll", (request) => {
+      const max = request.maxEventsPerMessage ?? 0;
+      if (max > MAX_EVENTS_PER_MESSAGE) {
+        throw new ValidationError("INVALID_ARGUMENT", "max_events_per_message", `max_events_per_message must be at most ${MAX_EVENTS_PER_MESSAGE}`);
+      }
+      if (max <= 1) {
+        return subscription(
+          () => queries.subscribeToAll(request.fromPosition),
+          (message: SubscriptionMessage): SubscribeAllResponse => ({ message: toStreamMessage(message) }),
+        );
+      }
+      return subscription(
         () => queries.subscribeToAll(request.fromPosition),
-        (message): SubscribeAllResponse => ({ message: toStreamMessage(message) }),
-      ),
-    ),
+        (message: BatchedMessage): SubscribeAllResponse => ({
+          message:
+            message.type === "events"
+              ? { $case: "events", value: { events: message.events.map(toAccountEventMessage) } }
+              : toStreamMessage(message),
+        }),
+        (source) => inBatches(source, max),
+      );
+    }),
   };
 }
 
