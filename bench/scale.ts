@@ -41,6 +41,11 @@ const WARMUP_MS = 1_000;
 const DURATION_MS = 3_000;
 const GET_ACCOUNT_SAMPLES = 500;
 
+/** Where the large store lives unless --file says otherwise: named after its size, reused. */
+export function defaultScaleFile(events: number, accounts: number): string {
+  return join(tmpdir(), "eventbank-scale", `events-${events}-accounts-${accounts}.sqlite`);
+}
+
 export async function runScale(args: string[]): Promise<number> {
   const option = (name: string) => args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
   const events = Number(option("events") ?? 10_000_000);
@@ -51,7 +56,7 @@ export async function runScale(args: string[]): Promise<number> {
   const abEnv = option("ab-env")?.split("=");
   const half = Math.floor(accounts / 2);
   const entry = option("entry") ?? "server/src/main.ts";
-  const file = option("file") ?? join(tmpdir(), "eventbank-scale", `events-${events}-accounts-${accounts}.sqlite`);
+  const file = option("file") ?? defaultScaleFile(events, accounts);
   mkdirSync(join(file, ".."), { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), "eventbank-scale-run-"));
   const report: string[] = [];
@@ -389,7 +394,7 @@ async function alternatingRounds(contenders: Contender[], shared: string[], load
 }
 
 /** Waits until the server uses under 5 % of a core over 500 ms; returns the CPU ms it used until then. */
-async function untilIdle(child: ServerChild): Promise<number> {
+export async function untilIdle(child: ServerChild): Promise<number> {
   const first = child.cpuMs();
   let last = first;
   for (;;) {
