@@ -386,6 +386,7 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
             positions.push(...events.map((event) => event.position));
           }
         };
+        const before = server.eventbank.server.openStreams();
         const single = await untilCaughtUp(undefined);
         single.stream.cancel();
         expect(new Set(single.sizes)).toEqual(new Set([1]));
@@ -404,6 +405,8 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
           live = events.at(-1)?.accountId;
         }
         batched.stream.cancel();
+        // Cancelled while waiting for live events: the server ends the stream and releases it.
+        await waitFor(() => server.eventbank.server.openStreams() === before);
       });
 
       it("rejects max_events_per_message above 1,000", async () => {
