@@ -102,6 +102,13 @@ export interface SubscribeOptions {
    * `true`: 10 consecutive attempts, 100 ms doubling to 5 s.
    */
   resume?: boolean | RetryOptions;
+  /**
+   * Events the server may send in one message when they are ready together
+   * (max_events_per_message, 1 to 1,000). Default 256, which makes a
+   * catch-up several times faster; 1: one event per message. Iteration
+   * yields one event at a time either way.
+   */
+  eventsPerMessage?: number;
 }
 
 export interface SubscribeAccountOptions extends SubscribeOptions {
@@ -112,13 +119,6 @@ export interface SubscribeAccountOptions extends SubscribeOptions {
 export interface SubscribeAllOptions extends SubscribeOptions {
   /** Exclusive: the events after this position (an event's `position`). Default: from the first event. */
   fromPosition?: string;
-  /**
-   * Events the server may send in one message when they are ready together
-   * (max_events_per_message, 1 to 1,000). Default 256, which makes a
-   * catch-up several times faster; 1: one event per message. Iteration
-   * yields one event at a time either way.
-   */
-  eventsPerMessage?: number;
 }
 
 /**
@@ -274,7 +274,7 @@ export function createAccountClient(options: AccountClientOptions): AccountClien
         sub,
         closing.signal,
         sub.fromRevision,
-        (from) => serverStream(Service.subscribeAccount, { accountId, fromRevision: from }, sub),
+        (from) => serverStream(Service.subscribeAccount, { accountId, fromRevision: from, maxEventsPerMessage: sub.eventsPerMessage ?? EVENTS_PER_MESSAGE }, sub),
         (event) => event.revision,
       ),
     subscribeAll: (sub = {}) =>
@@ -282,8 +282,6 @@ export function createAccountClient(options: AccountClientOptions): AccountClien
         sub,
         closing.signal,
         sub.fromPosition,
-        // Events ready together come in batches (a catch-up is several times faster); a server
-        // older than the field ignores it and sends one event per message, which reads the same.
         (from) => serverStream(Service.subscribeAll, { fromPosition: from, maxEventsPerMessage: sub.eventsPerMessage ?? EVENTS_PER_MESSAGE }, sub),
         (event) => event.position,
       ),
@@ -298,7 +296,11 @@ function moneyRequest(input: MoneyInput, commandId: string) {
   return { accountId: input.accountId, amount: input.amount, commandId, expectedRevision: input.expectedRevision };
 }
 
-/** What SubscribeAll asks for by default: events per message, when they are ready together. */
+/**
+ * What subscriptions ask for by default: events per message, when they are ready together (a
+ * catch-up is several times faster); a server older than the field sends one per message, which
+ * reads the same.
+ */
 const EVENTS_PER_MESSAGE = 256;
 
 type StreamMessage = {

@@ -409,8 +409,30 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         await waitFor(() => server.eventbank.server.openStreams() === before);
       });
 
-      it("rejects max_events_per_message above 1,000", async () => {
-        const stream = client.subscribeAll({ maxEventsPerMessage: 1001 });
+      it("sends SubscribeAccount's events in batches when asked, in order, then caught_up", async () => {
+        const id = newId();
+        await open(id);
+        for (let i = 1; i <= 30; i++) await deposit(id, BigInt(i));
+        const stream = client.subscribeAccount({ accountId: id, maxEventsPerMessage: 10 });
+        const messages = readMessages<SubscribeAccountResponse>(stream);
+        const sizes: number[] = [];
+        const revisions: bigint[] = [];
+        for (let message = (await messages.next()).message; message?.$case !== "caughtUp"; message = (await messages.next()).message) {
+          const events = message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+          sizes.push(events.length);
+          revisions.push(...events.map((event) => event.revision));
+        }
+        stream.cancel();
+        expect(revisions).toEqual(Array.from({ length: 31 }, (_, i) => BigInt(i)));
+        expect(Math.max(...sizes)).toBeLessThanOrEqual(10);
+        if (kind === "sqlite") expect(sizes).toEqual([10, 10, 10, 1]);
+      });
+
+      it.each(["subscribeAll", "subscribeAccount"] as const)("rejects max_events_per_message above 1,000 (%s)", async (method) => {
+        const stream =
+          method === "subscribeAll"
+            ? client.subscribeAll({ maxEventsPerMessage: 1001 })
+            : client.subscribeAccount({ accountId: newId(), maxEventsPerMessage: 1001 });
         const error = await new Promise((resolve) => {
           stream.on("error", resolve);
           stream.on("data", () => {});

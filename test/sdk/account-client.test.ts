@@ -113,7 +113,7 @@ describe("subscriptions", () => {
     expect(items).toEqual(["deposited@2", "caughtUp"]);
   });
 
-  it("delivers the same events from SubscribeAll in batches (the default) as one per message", async () => {
+  it("delivers the same events in batches (the default) as one per message, from SubscribeAll and SubscribeAccount", async () => {
     const accountId = newId("batches");
     await client.openAccount({ accountId, owner: "Ha", currency: "EUR" });
     for (let amount = 1n; amount <= 20n; amount++) await client.deposit({ accountId, amount });
@@ -130,6 +130,17 @@ describe("subscriptions", () => {
     expect(one.length).toBeGreaterThanOrEqual(21);
     expect(batched.slice(0, one.length)).toEqual(one);
     await expect(catchUp(1001)).rejects.toMatchObject({ reason: "INVALID_ARGUMENT", field: "max_events_per_message" });
+
+    const revisions = async (eventsPerMessage?: number) => {
+      const seen: bigint[] = [];
+      for await (const item of client.subscribeAccount(accountId, eventsPerMessage === undefined ? {} : { eventsPerMessage })) {
+        if (item.type === "caughtUp") return seen;
+        seen.push(item.revision);
+      }
+      throw new Error("ended before caughtUp");
+    };
+    expect(await revisions()).toEqual(Array.from({ length: 21 }, (_, i) => BigInt(i)));
+    expect(await revisions(1)).toEqual(await revisions());
   });
 
   it("follows all accounts and resumes after a position", async () => {

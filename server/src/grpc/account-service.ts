@@ -18,7 +18,7 @@ import { inBatches, type BatchedMessage } from "./event-batches.js";
 import { toAccountEventMessage, toAccountMessage } from "./proto-mapping.js";
 import { serverStream, unary, type CallContext, type MessageSource, type RpcRuntime } from "./rpc-handlers.js";
 
-/** The most events SubscribeAll puts in one message (max_events_per_message). */
+/** The most events a subscription puts in one message (max_events_per_message). */
 export const MAX_EVENTS_PER_MESSAGE = 1_000;
 
 export interface AccountServiceDependencies {
@@ -67,6 +67,25 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
     };
   };
 
+  /**
+   * A subscription's stream: one event per message, or when the request asks, the events that are
+   * ready together (SubscribeAccountResponse and SubscribeAllResponse have the same shape).
+   */
+  const subscribeWith = (maxEventsPerMessage: number | undefined, open: () => Subscription): MessageSource<SubscribeAccountResponse & SubscribeAllResponse> => {
+    const max = maxEventsPerMessage ?? 0;
+    if (max > MAX_EVENTS_PER_MESSAGE) {
+      throw new ValidationError("INVALID_ARGUMENT", "max_events_per_message", `max_events_per_message must be at most ${MAX_EVENTS_PER_MESSAGE}`);
+    }
+    if (max <= 1) return subscription(open, (message: SubscriptionMessage) => ({ message: toStreamMessage(message) }));
+    return subscription(
+      open,
+      (message: BatchedMessage) => ({
+        message: message.type === "events" ? { $case: "events", value: { events: message.events.map(toAccountEventMessage) } } : toStreamMessage(message),
+      }),
+      (source) => inBatches(source, max),
+    );
+  };
+
   return {
     openAccount: unary(runtime, "OpenAccount", (request: OpenAccountRequest, context) =>
       execute({ type: "OpenAccount", accountId: request.accountId, owner: request.owner, currency: request.currency }, request, context),
@@ -93,33 +112,11 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
       return { events: events.map(toAccountEventMessage) };
     }),
     subscribeAccount: serverStream(runtime, "SubscribeAccount", (request) =>
-      subscription(
-        () => queries.subscribeToAccount(request.accountId, request.fromRevision),
-        (message: SubscriptionMessage): SubscribeAccountResponse => ({ message: toStreamMessage(message) }),
-      ),
+      subscribeWith(request.maxEventsPerMessage, () => queries.subscribeToAccount(request.accountId, request.fromRevision)),
     ),
-    subscribeAll: serverStream(runtime, "SubscribeAll", (request) => {
-      const max = request.maxEventsPerMessage ?? 0;
-      if (max > MAX_EVENTS_PER_MESSAGE) {
-        throw new ValidationError("INVALID_ARGUMENT", "max_events_per_message", `max_events_per_message must be at most ${MAX_EVENTS_PER_MESSAGE}`);
-      }
-      if (max <= 1) {
-        return subscription(
-          () => queries.subscribeToAll(request.fromPosition),
-          (message: SubscriptionMessage): SubscribeAllResponse => ({ message: toStreamMessage(message) }),
-        );
-      }
-      return subscription(
-        () => queries.subscribeToAll(request.fromPosition),
-        (message: BatchedMessage): SubscribeAllResponse => ({
-          message:
-            message.type === "events"
-              ? { $case: "events", value: { events: message.events.map(toAccountEventMessage) } }
-              : toStreamMessage(message),
-        }),
-        (source) => inBatches(source, max),
-      );
-    }),
+    subscribeAll: serverStream(runtime, "SubscribeAll", (request) =>
+      subscribeWith(request.maxEventsPerMessage, () => queries.subscribeToAll(request.fromPosition)),
+    ),
   };
 }
 

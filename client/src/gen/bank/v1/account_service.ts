@@ -151,11 +151,20 @@ export interface ReadAccountEventsResponse {
 export interface SubscribeAccountRequest {
   accountId: string;
   /** Exclusive: delivery starts at from_revision + 1. Absent: from revision 0. */
-  fromRevision?: bigint | undefined;
+  fromRevision?:
+    | bigint
+    | undefined;
+  /**
+   * As SubscribeAllRequest.max_events_per_message: absent, 0 or 1, one
+   * event per message; up to 1,000, events ready together in `events`.
+   */
+  maxEventsPerMessage?: number | undefined;
 }
 
 export interface SubscribeAccountResponse {
-  message: { $case: "event"; value: AccountEvent } | { $case: "caughtUp"; value: CaughtUp } | undefined;
+  message: { $case: "event"; value: AccountEvent } | { $case: "caughtUp"; value: CaughtUp } | //
+  /** Only when the request set max_events_per_message above 1. */
+  { $case: "events"; value: AccountEventBatch } | undefined;
 }
 
 export interface SubscribeAllRequest {
@@ -1409,7 +1418,7 @@ export const ReadAccountEventsResponse: MessageFns<ReadAccountEventsResponse> = 
 };
 
 function createBaseSubscribeAccountRequest(): SubscribeAccountRequest {
-  return { accountId: "", fromRevision: undefined };
+  return { accountId: "", fromRevision: undefined, maxEventsPerMessage: undefined };
 }
 
 export const SubscribeAccountRequest: MessageFns<SubscribeAccountRequest> = {
@@ -1422,6 +1431,9 @@ export const SubscribeAccountRequest: MessageFns<SubscribeAccountRequest> = {
         throw new globalThis.Error("value provided for field message.fromRevision of type uint64 too large");
       }
       writer.uint32(16).uint64(message.fromRevision);
+    }
+    if (message.maxEventsPerMessage !== undefined) {
+      writer.uint32(24).uint32(message.maxEventsPerMessage);
     }
     return writer;
   },
@@ -1455,6 +1467,14 @@ export const SubscribeAccountRequest: MessageFns<SubscribeAccountRequest> = {
             message.fromRevision = reader.uint64() as bigint;
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxEventsPerMessage = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1479,6 +1499,11 @@ export const SubscribeAccountRequest: MessageFns<SubscribeAccountRequest> = {
         : isSet(object.from_revision)
         ? BigInt(object.from_revision)
         : undefined,
+      maxEventsPerMessage: isSet(object.maxEventsPerMessage)
+        ? globalThis.Number(object.maxEventsPerMessage)
+        : isSet(object.max_events_per_message)
+        ? globalThis.Number(object.max_events_per_message)
+        : undefined,
     };
   },
 
@@ -1489,6 +1514,9 @@ export const SubscribeAccountRequest: MessageFns<SubscribeAccountRequest> = {
     }
     if (message.fromRevision !== undefined) {
       obj.fromRevision = message.fromRevision.toString();
+    }
+    if (message.maxEventsPerMessage !== undefined) {
+      obj.maxEventsPerMessage = Math.round(message.maxEventsPerMessage);
     }
     return obj;
   },
@@ -1502,6 +1530,7 @@ export const SubscribeAccountRequest: MessageFns<SubscribeAccountRequest> = {
     message.fromRevision = (object.fromRevision !== undefined && object.fromRevision !== null)
       ? BigInt(object.fromRevision)
       : undefined;
+    message.maxEventsPerMessage = object.maxEventsPerMessage ?? undefined;
     return message;
   },
 };
@@ -1518,6 +1547,9 @@ export const SubscribeAccountResponse: MessageFns<SubscribeAccountResponse> = {
         break;
       case "caughtUp":
         CaughtUp.encode(message.message.value, writer.uint32(18).fork()).join();
+        break;
+      case "events":
+        AccountEventBatch.encode(message.message.value, writer.uint32(26).fork()).join();
         break;
     }
     return writer;
@@ -1552,6 +1584,14 @@ export const SubscribeAccountResponse: MessageFns<SubscribeAccountResponse> = {
             message.message = { $case: "caughtUp", value: CaughtUp.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = { $case: "events", value: AccountEventBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1572,6 +1612,8 @@ export const SubscribeAccountResponse: MessageFns<SubscribeAccountResponse> = {
         ? { $case: "caughtUp", value: CaughtUp.fromJSON(object.caughtUp) }
         : isSet(object.caught_up)
         ? { $case: "caughtUp", value: CaughtUp.fromJSON(object.caught_up) }
+        : isSet(object.events)
+        ? { $case: "events", value: AccountEventBatch.fromJSON(object.events) }
         : undefined,
     };
   },
@@ -1582,6 +1624,8 @@ export const SubscribeAccountResponse: MessageFns<SubscribeAccountResponse> = {
       obj.event = AccountEvent.toJSON(message.message.value);
     } else if (message.message?.$case === "caughtUp") {
       obj.caughtUp = CaughtUp.toJSON(message.message.value);
+    } else if (message.message?.$case === "events") {
+      obj.events = AccountEventBatch.toJSON(message.message.value);
     }
     return obj;
   },
@@ -1601,6 +1645,12 @@ export const SubscribeAccountResponse: MessageFns<SubscribeAccountResponse> = {
       case "caughtUp": {
         if (object.message?.value !== undefined && object.message?.value !== null) {
           message.message = { $case: "caughtUp", value: CaughtUp.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "events": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "events", value: AccountEventBatch.fromPartial(object.message.value) };
         }
         break;
       }
