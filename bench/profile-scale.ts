@@ -4,12 +4,14 @@
  *
  *   npx tsx bench/profile-scale.ts catchup [--events=500000] [--per-message=256]
  *   npx tsx bench/profile-scale.ts spread  [--accounts=20000]
+ *   npx tsx bench/profile-scale.ts warm    (--file=PATH: the small store of a scale run, say)
  *   common: [--file=PATH] [--no-profile] (only events/s or OK/s and CPU)
  *
  * catchup: SubscribeAll from the start, counted as the scale bench counts it.
  * spread: Deposits round-robin over accounts 50,000 onwards, every one a cold
  * load under the default cache; a first server (not profiled) opens them, so
- * each has a snapshot, as after the scale bench's spread rounds.
+ * each has a snapshot, as after the scale bench's spread rounds. warm:
+ * Deposits on the scale bench's 64 warm accounts.
  *
  * Prints the server's CPU per call and the functions with the most busy
  * samples (self and inclusive); the .cpuprofile stays in the OS temp folder.
@@ -61,8 +63,20 @@ if (mode === "catchup") {
   console.log(`${Math.round(result.okPerSecond)} OK/s, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ${cpuUs.toFixed(0)} us of server CPU per Deposit`);
   load.stop();
   await server.stop();
+} else if (mode === "warm") {
+  const accounts = Array.from({ length: 64 }, (_, i) => scaleAccountId(i));
+  const server = await start("warm", profiled);
+  const load = startLoad();
+  await load.setup(server.address, accounts);
+  await load.round({ accounts, concurrency: 64, warmupMs: 0, durationMs: 2_000 }); // JIT, caches
+  const cpuBefore = server.cpuMs();
+  const result = await load.round({ accounts, concurrency: 64, warmupMs: 500, durationMs: 5_000 });
+  const cpuUs = ((server.cpuMs() - cpuBefore) * 1000) / result.completed;
+  console.log(`${Math.round(result.okPerSecond)} OK/s, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ${cpuUs.toFixed(0)} us of server CPU per Deposit`);
+  load.stop();
+  await server.stop();
 } else {
-  process.stderr.write("usage: npx tsx bench/profile-scale.ts catchup|spread [--file=PATH] [--no-profile] ...\n");
+  process.stderr.write("usage: npx tsx bench/profile-scale.ts catchup|spread|warm [--file=PATH] [--no-profile] ...\n");
   process.exit(2);
 }
 
