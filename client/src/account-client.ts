@@ -344,14 +344,10 @@ function subscription<From>(
           for await (const response of stream as AsyncIterable<StreamMessage>) {
             failures = 0; // the server answered: the next outage starts a fresh backoff
             const message = response.message;
-            if (message?.$case === "event") {
-              const event = toAccountEvent(message.value);
-              from = cursorOf(event); // before yielding: a resume never repeats a delivered event
-              yield event;
-            } else if (message?.$case === "events") {
-              for (const wire of message.value.events) {
+            if (message?.$case === "event" || message?.$case === "events") {
+              for (const wire of message.$case === "event" ? [message.value] : message.value.events) {
                 const event = toAccountEvent(wire);
-                from = cursorOf(event);
+                from = cursorOf(event); // before yielding: a resume never repeats a delivered event
                 yield event;
               }
             } else if (message?.$case === "caughtUp") {

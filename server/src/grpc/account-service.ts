@@ -36,12 +36,8 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
     return { account: toAccountMessage(snapshot), revision: snapshot.revision };
   };
 
-  /** Opens a subscription for a stream RPC; `messages` may regroup what it delivers. */
-  const subscription = <M, R>(
-    open: () => Subscription,
-    wrap: (message: M) => R,
-    messages: (source: Subscription) => AsyncIterable<M> = (source) => source as AsyncIterable<M>,
-  ): MessageSource<R> => {
+  /** Opens a subscription for a stream RPC: `messages` says what it delivers (as is, or regrouped), `wrap` how each is sent. */
+  const subscription = <M, R>(open: () => Subscription, messages: (source: Subscription) => AsyncIterable<M>, wrap: (message: M) => R): MessageSource<R> => {
     const release = deps.admitSubscription?.() ?? (() => {});
     let source: Subscription;
     try {
@@ -76,13 +72,13 @@ export function createAccountService(runtime: RpcRuntime, deps: AccountServiceDe
     if (max > MAX_EVENTS_PER_MESSAGE) {
       throw new ValidationError("INVALID_ARGUMENT", "max_events_per_message", `max_events_per_message must be at most ${MAX_EVENTS_PER_MESSAGE}`);
     }
-    if (max <= 1) return subscription(open, (message: SubscriptionMessage) => ({ message: toStreamMessage(message) }));
+    if (max <= 1) return subscription(open, (source) => source, (message) => ({ message: toStreamMessage(message) }));
     return subscription(
       open,
+      (source) => inBatches(source, max),
       (message: BatchedMessage) => ({
         message: message.type === "events" ? { $case: "events", value: { events: message.events.map(toAccountEventMessage) } } : toStreamMessage(message),
       }),
-      (source) => inBatches(source, max),
     );
   };
 

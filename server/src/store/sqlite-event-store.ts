@@ -139,7 +139,6 @@ export class SqliteEventStore implements EventStore {
 
   private readonly statements: {
     lastRevision: Database.Statement<[string], { revision: bigint | null }>;
-    byEventId: Database.Statement<[string, string], { revision: bigint; position: bigint }>;
     eventById: Database.Statement<[string, string], { revision: bigint; position: bigint; type: string; data: string }>;
     insert: Database.Statement<[string, bigint, string, string, string, string, number]>;
     forwards: Database.Statement<[string, bigint, number], EventRow>;
@@ -178,7 +177,6 @@ export class SqliteEventStore implements EventStore {
     const eventRows = <P extends unknown[]>(where: string) => db.prepare<P, EventRow>(`SELECT ${EVENT_COLUMNS} FROM events ${where}`).raw(true);
     this.statements = {
       lastRevision: db.prepare("SELECT MAX(revision) AS revision FROM events WHERE stream = ?"),
-      byEventId: db.prepare("SELECT revision, position FROM events WHERE stream = ? AND event_id = ?"),
       eventById: db.prepare("SELECT revision, position, type, data FROM events WHERE stream = ? AND event_id = ?"),
       insert: db.prepare(
         "INSERT INTO events (stream, revision, event_id, type, data, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -357,7 +355,7 @@ export class SqliteEventStore implements EventStore {
 
   async findEvent(stream: string, eventId: string): Promise<{ revision: bigint } | undefined> {
     this.assertOpen();
-    const row = this.statements.byEventId.get(stream, eventId);
+    const row = this.statements.eventById.get(stream, eventId);
     return row && { revision: row.revision };
   }
 
@@ -380,7 +378,7 @@ export class SqliteEventStore implements EventStore {
 
   /** The event id is taken: say where, so the caller can answer from history. */
   private duplicate(stream: string, eventId: string, cause?: unknown): Error {
-    const row = this.statements.byEventId.get(stream, eventId);
+    const row = this.statements.eventById.get(stream, eventId);
     // Only in a file made before ids were unique per stream: the id is taken in another stream.
     if (!row) return new Error(`event id ${eventId} is taken by another stream`, { cause });
     return new DuplicateEventError(stream, eventId, row.revision);
