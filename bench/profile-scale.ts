@@ -16,10 +16,11 @@
  * Prints the server's CPU per call and the functions with the most busy
  * samples (self and inclusive); the .cpuprofile stays in the OS temp folder.
  */
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLoad, startServer, type ServerChild } from "./processes.js";
+import { largestProfile, type CpuProfile } from "./cpu-profile.js";
+import { startLoad, startServer, type LoadChild, type ServerChild } from "./processes.js";
 import { catchUp, defaultScaleFile, untilIdle } from "./scale.js";
 import { scaleAccountId } from "./scale-seed.js";
 
@@ -28,6 +29,16 @@ const option = (name: string, fallback: string) => args.find((arg) => arg.starts
 const file = option("file", defaultScaleFile(10_000_000, 100_000));
 const dir = mkdtempSync(join(tmpdir(), "eventbank-profile-"));
 const profiled = !args.includes("--no-profile");
+
+/** One 5 s round of Deposits over `accounts`, then its throughput, latency and the server's CPU per Deposit; stops both. */
+const measuredRound = async (server: ServerChild, load: LoadChild, accounts: string[]) => {
+  const cpuBefore = server.cpuMs();
+  const result = await load.round({ accounts, concurrency: 64, warmupMs: 500, durationMs: 5_000 });
+  const cpuUs = ((server.cpuMs() - cpuBefore) * 1000) / result.completed;
+  console.log(`${Math.round(result.okPerSecond)} OK/s, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ${cpuUs.toFixed(0)} us of server CPU per Deposit`);
+  load.stop();
+  await server.stop();
+};
 
 const start = async (name: string, profile: boolean): Promise<ServerChild> => {
   if (profile) process.env.BENCH_SERVER_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
@@ -57,45 +68,27 @@ if (mode === "catchup") {
   const server = await start("spread", profiled);
   const load = startLoad();
   await load.setup(server.address, []);
-  const cpuBefore = server.cpuMs();
-  const result = await load.round({ accounts, concurrency: 64, warmupMs: 500, durationMs: 5_000 });
-  const cpuUs = ((server.cpuMs() - cpuBefore) * 1000) / result.completed;
-  console.log(`${Math.round(result.okPerSecond)} OK/s, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ${cpuUs.toFixed(0)} us of server CPU per Deposit`);
-  load.stop();
-  await server.stop();
+  await measuredRound(server, load, accounts);
 } else if (mode === "warm") {
   const accounts = Array.from({ length: 64 }, (_, i) => scaleAccountId(i));
   const server = await start("warm", profiled);
   const load = startLoad();
   await load.setup(server.address, accounts);
   await load.round({ accounts, concurrency: 64, warmupMs: 0, durationMs: 2_000 }); // JIT, caches
-  const cpuBefore = server.cpuMs();
-  const result = await load.round({ accounts, concurrency: 64, warmupMs: 500, durationMs: 5_000 });
-  const cpuUs = ((server.cpuMs() - cpuBefore) * 1000) / result.completed;
-  console.log(`${Math.round(result.okPerSecond)} OK/s, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ${cpuUs.toFixed(0)} us of server CPU per Deposit`);
-  load.stop();
-  await server.stop();
+  await measuredRound(server, load, accounts);
 } else {
   process.stderr.write("usage: npx tsx bench/profile-scale.ts catchup|spread|warm [--file=PATH] [--no-profile] ...\n");
   process.exit(2);
 }
 
 if (profiled) {
-  const largest = readdirSync(dir)
-    .filter((name) => name.endsWith(".cpuprofile"))
-    .map((name) => join(dir, name))
-    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
-  printTop(JSON.parse(readFileSync(largest, "utf8")) as Profile);
-  console.log(`profile: ${largest}`);
-}
-
-interface Profile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
-  samples: number[];
+  const { file, profile } = largestProfile(dir);
+  printTop(profile);
+  console.log(`profile: ${file}`);
 }
 
 /** The functions with the most busy samples, self and inclusive (each function counted once per sample). */
-function printTop(profile: Profile): void {
+function printTop(profile: CpuProfile): void {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);

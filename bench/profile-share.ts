@@ -10,26 +10,14 @@
  * the cost of metrics in docs/performance.md: a share of samples does not
  * move with the machine's load the way a throughput ratio does.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-
-interface Profile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string } }>;
-  samples: number[];
-  timeDeltas: number[];
-}
+import { largestProfile } from "./cpu-profile.js";
 
 const [dir, ...patterns] = process.argv.slice(2);
 if (!dir || patterns.length === 0) {
   process.stderr.write("usage: tsx bench/profile-share.ts <folder of .cpuprofile files> <url pattern>...\n");
   process.exit(2);
 }
-const files = readdirSync(dir)
-  .filter((name) => name.endsWith(".cpuprofile"))
-  .map((name) => join(dir, name))
-  .sort((a, b) => statSync(b).size - statSync(a).size);
-if (files.length === 0) throw new Error(`no .cpuprofile in ${dir}`);
-const profile = JSON.parse(readFileSync(files[0]!, "utf8")) as Profile;
+const { file, profile } = largestProfile(dir);
 const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
 
 let busy = 0;
@@ -44,7 +32,7 @@ profile.samples.forEach((id, index) => {
   for (const pattern of patterns) if (frame.url.includes(pattern)) matched.set(pattern, matched.get(pattern)! + time);
 });
 
-process.stdout.write(`${files[0]}: ${(busy / 1e6).toFixed(1)} s busy\n`);
+process.stdout.write(`${file}: ${(busy / 1e6).toFixed(1)} s busy\n`);
 let total = 0;
 for (const [pattern, time] of matched) {
   total += time;

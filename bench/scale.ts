@@ -345,7 +345,7 @@ function copyOf(file: string): string {
   return copy;
 }
 
-interface Contender {
+export interface Contender {
   name: string;
   start: () => Promise<{ child: ServerChild }>;
   /** Accounts of this contender (default: the shared list). */
@@ -353,7 +353,7 @@ interface Contender {
 }
 
 /** Rounds alternate between the servers (first one rotating), as in the quick bench; ratios are of adjacent rounds. */
-async function alternatingRounds(contenders: Contender[], shared: string[], loads: LoadChild[]) {
+export async function alternatingRounds(contenders: Contender[], shared: string[], loads: LoadChild[], rounds = ROUNDS) {
   const targets = [];
   for (const contender of contenders) {
     const { child } = await contender.start();
@@ -376,7 +376,7 @@ async function alternatingRounds(contenders: Contender[], shared: string[], load
       },
     });
   }
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < targets.length; i++) {
       const target = targets[(i + round) % targets.length]!;
       const [cpuBefore, ioBefore] = [target.server.cpuMs(), target.server.io()];
@@ -429,12 +429,9 @@ function percentile(values: number[], q: number): number {
 }
 
 /**
- * SubscribeAll from the start until `count` events arrived. The messages are
- * counted, not decoded, so the bench process spends little of the shared CPU.
- */
-/**
- * SubscribeAll from the start until `count` events arrived, counted without
- * decoding them; `eventsPerMessage` above 1 asks for batches.
+ * SubscribeAll from the start until `count` events arrived; `eventsPerMessage`
+ * above 1 asks for batches. The events are counted, not decoded, so the bench
+ * process spends little of the shared CPU.
  */
 export function catchUp(address: string, count: number, eventsPerMessage = 0): Promise<{ seconds: number }> {
   const client = new Client(address, credentials.createInsecure());
