@@ -5,7 +5,7 @@
 import { Metadata, status } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AccountStatus } from "../../client/src/gen/bank/v1/account.js";
+import { AccountStatus, type AccountEvent } from "../../client/src/gen/bank/v1/account.js";
 import {
   ReadDirection,
   type AccountServiceClient,
@@ -378,10 +378,12 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
           const messages = readMessages<SubscribeAllResponse>(stream);
           const positions: string[] = [];
           const sizes: number[] = [];
+          const cases = new Set<string | undefined>();
           for (;;) {
             const { message } = await messages.next();
-            if (message?.$case === "caughtUp") return { stream, messages, positions, sizes };
-            const events = message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+            if (message?.$case === "caughtUp") return { stream, messages, positions, sizes, cases };
+            const events = eventsIn(message);
+            cases.add(message?.$case);
             sizes.push(events.length);
             positions.push(...events.map((event) => event.position));
           }
@@ -390,7 +392,10 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         const single = await untilCaughtUp(undefined);
         single.stream.cancel();
         expect(new Set(single.sizes)).toEqual(new Set([1]));
+        expect(single.cases).toEqual(new Set(["event"]));
         const batched = await untilCaughtUp(10);
+        // Every store honours the request: events come in `events`, even a batch of one.
+        expect(batched.cases).toEqual(new Set(["events"]));
         expect(batched.positions.slice(0, single.positions.length)).toEqual(single.positions);
         expect(Math.max(...batched.sizes)).toBeLessThanOrEqual(10);
         // SQLite reads a page of events at once, so its batches fill; EventStoreDB's arrive as its stream delivers them.
@@ -401,7 +406,7 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         let live: string | undefined;
         while (live !== other) {
           const { message } = await batched.messages.next();
-          const events = message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+          const events = eventsIn(message);
           live = events.at(-1)?.accountId;
         }
         batched.stream.cancel();
@@ -418,7 +423,8 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
         const sizes: number[] = [];
         const revisions: bigint[] = [];
         for (let message = (await messages.next()).message; message?.$case !== "caughtUp"; message = (await messages.next()).message) {
-          const events = message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+          expect(message?.$case).toBe("events");
+          const events = eventsIn(message);
           sizes.push(events.length);
           revisions.push(...events.map((event) => event.revision));
         }
@@ -471,6 +477,11 @@ export function describeAccountServiceE2E(kind: string, options: () => Promise<T
 }
 
 /** Pulls messages from a grpc-js readable stream one at a time, failing after a timeout. */
+/** The events a subscription message carries: one in `event`, a batch in `events`, none in `caught_up`. */
+function eventsIn(message: SubscribeAllResponse["message"]): AccountEvent[] {
+  return message?.$case === "events" ? message.value.events : message?.$case === "event" ? [message.value] : [];
+}
+
 export function readMessages<T>(stream: NodeJS.ReadableStream & { on(event: "error", listener: (error: Error) => void): unknown }) {
   const queue: T[] = [];
   const waiting: Array<{ resolve: (value: T) => void; reject: (error: Error) => void }> = [];

@@ -1,6 +1,7 @@
 /** Every method of the SDK against the real server over real gRPC. */
+import { InterceptingCall, type Interceptor } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAccountClient, type AccountClient, type AccountEvent } from "../../client/src/index.js";
+import { createAccountClient, type AccountClient, type AccountEvent, type SubscriptionItem } from "../../client/src/index.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { newId, rpcLines, takeUntil } from "./helpers.js";
 
@@ -117,30 +118,49 @@ describe("subscriptions", () => {
     const accountId = newId("batches");
     await client.openAccount({ accountId, owner: "Ha", currency: "EUR" });
     for (let amount = 1n; amount <= 20n; amount++) await client.deposit({ accountId, amount });
-    const catchUp = async (eventsPerMessage?: number) => {
-      const positions: string[] = [];
-      for await (const item of client.subscribeAll(eventsPerMessage === undefined ? {} : { eventsPerMessage })) {
-        if (item.type === "caughtUp") return positions;
-        positions.push(item.position);
+    // Counts the messages the SDK receives, so the test tells batches from one event per message.
+    let received = 0;
+    const countMessages: Interceptor = (options, nextCall) =>
+      new InterceptingCall(nextCall(options), {
+        start(metadata, listener, next) {
+          next(metadata, {
+            onReceiveMessage(message, nextMessage) {
+              received++;
+              nextMessage(message);
+            },
+          });
+        },
+      });
+    const counted = createAccountClient({ address: server.address, interceptors: [countMessages] });
+    const until = async <T>(subscription: AsyncIterable<SubscriptionItem>, cursor: (event: AccountEvent) => T) => {
+      received = 0;
+      const seen: T[] = [];
+      for await (const item of subscription) {
+        if (item.type === "caughtUp") return { seen, messages: received };
+        seen.push(cursor(item));
       }
       throw new Error("ended before caughtUp");
     };
-    const one = await catchUp(1);
-    const batched = await catchUp();
-    expect(one.length).toBeGreaterThanOrEqual(21);
-    expect(batched.slice(0, one.length)).toEqual(one);
-    await expect(catchUp(1001)).rejects.toMatchObject({ reason: "INVALID_ARGUMENT", field: "max_events_per_message" });
+    try {
+      const catchUp = (eventsPerMessage?: number) =>
+        until(counted.subscribeAll(eventsPerMessage === undefined ? {} : { eventsPerMessage }), (event) => event.position);
+      const one = await catchUp(1);
+      const batched = await catchUp();
+      expect(one.seen.length).toBeGreaterThanOrEqual(21);
+      expect(batched.seen.slice(0, one.seen.length)).toEqual(one.seen);
+      expect(one.messages).toBeGreaterThan(one.seen.length); // each event, then caught_up
+      expect(batched.messages).toBeLessThan(batched.seen.length / 4);
+      await expect(catchUp(1001)).rejects.toMatchObject({ reason: "INVALID_ARGUMENT", field: "max_events_per_message" });
 
-    const revisions = async (eventsPerMessage?: number) => {
-      const seen: bigint[] = [];
-      for await (const item of client.subscribeAccount(accountId, eventsPerMessage === undefined ? {} : { eventsPerMessage })) {
-        if (item.type === "caughtUp") return seen;
-        seen.push(item.revision);
-      }
-      throw new Error("ended before caughtUp");
-    };
-    expect(await revisions()).toEqual(Array.from({ length: 21 }, (_, i) => BigInt(i)));
-    expect(await revisions(1)).toEqual(await revisions());
+      const revisions = (eventsPerMessage?: number) =>
+        until(counted.subscribeAccount(accountId, eventsPerMessage === undefined ? {} : { eventsPerMessage }), (event) => event.revision);
+      const inBatches = await revisions();
+      expect(inBatches.seen).toEqual(Array.from({ length: 21 }, (_, i) => BigInt(i)));
+      expect(inBatches.messages).toBeLessThan(21);
+      expect((await revisions(1)).seen).toEqual(inBatches.seen);
+    } finally {
+      counted.close();
+    }
   });
 
   it("follows all accounts and resumes after a position", async () => {
